@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Each sets up what is missing
+# on a fresh Debian machine first, then runs cargo.
+
+CARGO ?= cargo
+JOBS ?= 2
+
+.PHONY: setup demo test bench fuzz lint
+
+# Tools the build needs: the wasm target for plugins (DESIGN.md §1). rustup's automatic
+# installs may be off, so add it explicitly.
+setup:
+	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs)"; exit 1; }
+	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+# The main job: check, format-check and draw every example pipeline.
+demo: setup
+	$(CARGO) build -j$(JOBS) --bin tailor
+	$(CARGO) run -q --bin tailor -- check examples/
+	$(CARGO) run -q --bin tailor -- fmt --check examples/
+	$(CARGO) run -q --bin tailor -- graph examples/writing-assistant.kdl --format mermaid
+
+# Every test of the workspace, in the dev profile.
+test: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) test -j$(JOBS) --workspace
+
+bench: setup
+	$(CARGO) bench -j$(JOBS) --bench check
+
+# Coverage-guided fuzzing of the grammar and checker (needs nightly and cargo-fuzz).
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	$(CARGO) +nightly fuzz run check -- -max_total_time=$${FUZZ_SECONDS:-120}
+	$(CARGO) +nightly fuzz run expression -- -max_total_time=$${FUZZ_SECONDS:-120}
+
+lint: setup
+	$(CARGO) clippy -j$(JOBS) --workspace --all-targets -- -D warnings

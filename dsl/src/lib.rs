@@ -1,0 +1,13 @@
+pub mod check;
+pub mod descriptor;
+pub mod diagnostic;
+pub mod eval;
+pub mod expr;
+pub mod fmt;
+pub mod functions;
+pub mod ir;
+pub mod span;
+pub mod suggest;
+pub mod syntax;
+pub mod render;
+pub mod types;

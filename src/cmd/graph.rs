@@ -1,0 +1,37 @@
+//! `tailor graph`: draw a checked pipeline as DOT or Mermaid.
+
+use std::path::Path;
+
+use tailor_dsl::check::check_file;
+use tailor_dsl::render::{to_dot, to_mermaid};
+
+use crate::{GraphFormat, Outcome, files, report};
+
+pub fn run(path: &Path, format: GraphFormat, pipeline: Option<&str>) -> anyhow::Result<Outcome> {
+    let file = files::read(path)?;
+    let checked = check_file(&file, &tailor_engine::registry::builtin());
+    for d in &checked.diagnostics {
+        eprint!("{}", report::human(d, &file));
+    }
+    if checked.has_errors() {
+        return Ok(Outcome::ConfigErrors);
+    }
+    let names: Vec<&str> = checked.pipelines.iter().map(|p| p.name.as_str()).collect();
+    let chosen = match (pipeline, checked.pipelines.as_slice()) {
+        (Some(name), all) => all.iter().find(|p| p.name == name),
+        (None, [only]) => Some(only),
+        (None, _) => None,
+    };
+    let Some(p) = chosen else {
+        match pipeline {
+            Some(name) => eprintln!("error: {} has no pipeline `{name}` (it has: {})", file.name(), names.join(", ")),
+            None => eprintln!("error: {} holds {} pipelines; pick one with --pipeline ({})", file.name(), names.len(), names.join(", ")),
+        }
+        return Ok(Outcome::Failed);
+    };
+    print!("{}", match format {
+        GraphFormat::Dot => to_dot(p),
+        GraphFormat::Mermaid => to_mermaid(p),
+    });
+    Ok(Outcome::Ok)
+}

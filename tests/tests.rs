@@ -1,0 +1,10 @@
+//! End-to-end tests of the `tailor` binary and the library as users meet them; one test binary,
+//! a module per area, helpers in `util`.
+
+mod check;
+mod diagnostics;
+mod examples;
+mod fmt;
+mod fuzz;
+mod graph;
+mod util;
