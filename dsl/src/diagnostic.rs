@@ -3,7 +3,7 @@
 //! A [`Diagnostic`] is a [`Problem`] (what is wrong, with its data) plus where: a primary location,
 //! secondary labels and a severity. Each problem has a stable code (`tailor::dsl::…`) that editors
 //! and the golden tests rely on, and most have a hint. Rendering to text or JSON happens at the edge
-//! ([`Report`], [`crate::report`]); nothing here is preformatted.
+//! (the CLI renders through [`Report`] for miette, or as JSON).
 
 use std::fmt;
 
@@ -172,7 +172,7 @@ impl Problem {
             Problem::UnusedGrant { .. } => {
                 Some("grant only what the plugin needs (least privilege)".into())
             }
-            Problem::Cycle { .. } => Some("a stage can only use outputs of stages before it".into()),
+            Problem::Cycle { .. } => Some("stages cannot read each other's outputs in a loop; remove one of the reads".into()),
             Problem::Unreachable { .. } => Some(
                 "use one of its outputs in a later stage or in `output`, or remove the stage".into(),
             ),

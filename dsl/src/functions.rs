@@ -312,6 +312,8 @@ impl Func {
         };
         match &out {
             Value::Number(n) if !n.is_finite() => Err(EvalError::NotFinite { function: self.name() }),
+            Value::Text(s) => bound(s.len()).map(|()| out),
+            Value::List(xs) => bound(xs.len().saturating_mul(std::mem::size_of::<Value>())).map(|()| out),
             _ => Ok(out),
         }
     }

@@ -40,10 +40,23 @@ impl Type {
 
     /// Parses the type syntax used by `input … type=`: `text`, `list<text>`, ….
     pub fn parse(s: &str) -> Option<Type> {
-        let s = s.trim();
-        if let Some(inner) = s.strip_prefix("list<").and_then(|r| r.strip_suffix('>')) {
-            return Type::parse(inner).map(Type::list);
+        let mut s = s.trim();
+        let mut lists = 0;
+        while let Some(inner) = s.strip_prefix("list<").and_then(|r| r.strip_suffix('>')) {
+            s = inner.trim();
+            lists += 1;
+            if lists > 8 {
+                return None;
+            }
         }
+        let mut ty = Type::parse_scalar(s)?;
+        for _ in 0..lists {
+            ty = Type::list(ty);
+        }
+        Some(ty)
+    }
+
+    fn parse_scalar(s: &str) -> Option<Type> {
         Some(match s {
             "text" => Type::Text,
             "number" => Type::Number,
@@ -180,7 +193,7 @@ impl Value {
 }
 
 /// Renders a value as template text: text as-is, numbers without a needless `.0`, lists joined
-/// by ", ", none as nothing, records and items as compact JSON-like text.
+/// by ", ", none as nothing, an item as its text, a record as compact JSON.
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

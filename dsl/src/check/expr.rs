@@ -259,8 +259,7 @@ fn lower_name(name: &str, loc: Loc, scope: &mut Scope<'_>, cx: &mut Cx<'_>) -> O
     let mut known: Vec<&str> = scope.stages.iter().map(|s| s.name.as_str()).collect();
     known.extend(scope.locals.iter().map(|(n, _)| n.as_str()));
     known.push("input");
-    let kind = if scope.locals.is_empty() { NameKind::Stage } else { NameKind::Variable };
-    cx.error(Problem::Unknown { kind, name: name.into(), context: None, suggestion: closest(name, known) }, loc);
+    cx.error(Problem::Unknown { kind: NameKind::Stage, name: name.into(), context: None, suggestion: closest(name, known) }, loc);
     None
 }
 
@@ -325,6 +324,11 @@ fn lower_parts(parts: &[expr::Part], scope: &mut Scope<'_>, cx: &mut Cx<'_>) -> 
                     }
                     None => None,
                 };
+                let shadows = scope.stages.iter().any(|s| s.name == *var) || scope.locals.iter().any(|(n, _)| n == var);
+                if super::RESERVED.contains(&var.as_str()) || shadows {
+                    let what = if shadows { "a loop variable must not hide a stage or an outer loop variable" } else { "reserved word" };
+                    cx.error(Problem::InvalidName { kind: NameKind::Variable, name: var.clone(), reason: what }, *var_loc);
+                }
                 scope.locals.push((var.clone(), elem.clone().unwrap_or(Type::Any)));
                 let var_id = LocalId((scope.locals.len() - 1) as u32);
                 let body = lower_parts(body, scope, cx);

@@ -100,7 +100,7 @@ pub(crate) fn literal_value(lit: &Lit, ty: &Type) -> Option<Value> {
 }
 
 fn check_name(name: &Name, kind: NameKind, diags: &mut Vec<Diagnostic>) {
-    if name.text.is_empty() {
+    if name.text.is_empty() && name.loc.len == 0 {
         return; // missing: reported while reading
     }
     if RESERVED.contains(&name.text.as_str()) {
@@ -113,7 +113,7 @@ fn check_name(name: &Name, kind: NameKind, diags: &mut Vec<Diagnostic>) {
 
 fn check_pipeline(decl: &PipelineDecl, registry: &dyn Registry, diags: &mut Vec<Diagnostic>) -> Option<ir::Pipeline> {
     let errors_before = count_errors(diags);
-    if !decl.name.text.is_empty() && !is_pipeline_name(&decl.name.text) {
+    if !(decl.name.text.is_empty() && decl.name.loc.len == 0) && !is_pipeline_name(&decl.name.text) {
         let reason = "pipeline names are letters, digits, `-`, `_` and `.` (at most 64), starting with a letter or digit";
         diags.push(Diagnostic::error(Problem::InvalidName { kind: NameKind::Pipeline, name: decl.name.text.clone(), reason }, decl.name.loc));
     }
@@ -223,6 +223,10 @@ fn check_pipeline(decl: &PipelineDecl, registry: &dyn Registry, diags: &mut Vec<
     let output_ty = output.as_ref().map_or(Type::Any, |o| o.ty.clone());
     let mut tests = Vec::new();
     for (i, test) in decl.tests.iter().enumerate() {
+        if test.name.text.trim().is_empty() && test.name.loc.len > 0 {
+            let reason = "a test's name says what it checks";
+            diags.push(Diagnostic::error(Problem::InvalidName { kind: NameKind::Test, name: test.name.text.clone(), reason }, test.name.loc));
+        }
         if let Some(first) = decl.tests[..i].iter().find(|t| t.name.text == test.name.text && !t.name.text.is_empty()) {
             diags.push(
                 Diagnostic::error(Problem::Duplicate { kind: NameKind::Test, name: test.name.text.clone() }, test.name.loc)
@@ -291,7 +295,14 @@ fn resolve_plugin(uses: &Name, registry: &dyn Registry, diags: &mut Vec<Diagnost
 fn check_test(test: &TestDecl, inputs: &[ir::Input], scope: &mut Scope<'_>, diags: &mut Vec<Diagnostic>) -> Option<ir::TestCase> {
     let errors_before = count_errors(diags);
     let mut given: Vec<Option<Value>> = vec![None; inputs.len()];
-    for (name, arg) in &test.inputs {
+    for (k, (name, arg)) in test.inputs.iter().enumerate() {
+        if let Some((first, _)) = test.inputs[..k].iter().find(|(n, _)| n.text == name.text) {
+            diags.push(
+                Diagnostic::error(Problem::Duplicate { kind: NameKind::Input, name: name.text.clone() }, name.loc)
+                    .with_related(first.loc, "first given here"),
+            );
+            continue;
+        }
         let Some(i) = inputs.iter().position(|inp| inp.name == name.text) else {
             diags.push(Diagnostic::error(
                 Problem::Unknown { kind: NameKind::Input, name: name.text.clone(), context: None, suggestion: closest(&name.text, inputs.iter().map(|i| i.name.as_str())) },

@@ -221,7 +221,10 @@ fn check_setting(entry: &EntryDecl, ty: &ConfigType, scope: &mut Scope<'_>, cx: 
     match (ty, &arg.value) {
         (ConfigType::Text, Lit::Text(s)) => Some(SettingValue::Value(Value::text(s.as_str()))),
         (ConfigType::Number { min, max, integer }, Lit::Number(n)) => {
-            if *integer && n.fract() != 0.0 {
+            if !n.is_finite() {
+                cx.diags.push(bad(format!("expected a finite number, found {n}"), None, arg.loc));
+                None
+            } else if *integer && n.fract() != 0.0 {
                 cx.diags.push(bad(format!("expected a whole number, found {n}"), None, arg.loc));
                 None
             } else if n < min || n > max {

@@ -342,3 +342,32 @@ fn orders_stages_topologically() {
     let ir::ExprKind::StageOutput { stage, .. } = p.output.kind else { panic!() };
     assert_eq!(stage, ir::StageId(1));
 }
+
+#[test]
+fn rejects_empty_names() {
+    let c = run(r#"stage "" use="red" { text "input.q" }
+    output "input.q""#);
+    assert!(codes(&c).contains(&"tailor::dsl::invalid_name"), "{:?}", codes(&c));
+}
+
+#[test]
+fn loop_variables_cannot_hide_stages_or_be_reserved() {
+    let c = run(r#"stage "a" use="find" grants="search" { query "input.q" }
+    stage "b" use="gen" grants="complete" { prompt "{{ for a in a.items }}{{ end }}{{ for true in a.items }}{{ end }}" }
+    output "b.text""#);
+    assert_eq!(codes(&c), ["tailor::dsl::invalid_name"; 2]);
+}
+
+#[test]
+fn rejects_non_finite_numbers() {
+    let c = run(r#"stage "a" use="find" grants="search" { query "input.q"; k #nan }
+    output "a.items""#);
+    assert_eq!(codes(&c), ["tailor::dsl::bad_value"]);
+}
+
+#[test]
+fn rejects_a_test_input_given_twice() {
+    let c = run(r#"output "input.q"
+    test "t" { input q="a"; input q="b"; expect "true" }"#);
+    assert_eq!(codes(&c), ["tailor::dsl::duplicate_name"]);
+}

@@ -118,7 +118,7 @@ pub enum SyntaxError {
     /// A bound from the module docs was exceeded.
     TooComplex { reason: String, loc: Loc },
     /// Blocks do not match up (`{{ end }}` without a block, an unclosed `{{ for }}`…).
-    Block { message: String, loc: Loc, opened_at: Option<Loc> },
+    Block { message: String, loc: Loc },
 }
 
 impl SyntaxError {
@@ -175,7 +175,8 @@ fn check_bounds(src: &str, template: bool) -> Result<(), (usize, String)> {
             b')' | b']' => depth = depth.saturating_sub(1),
             b'-' | b'!' => prefixes += 1,
             b'n' if bytes[i..].starts_with(b"not")
-                && !bytes.get(i + 3).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') =>
+                && !bytes.get(i + 3).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                && !(i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')) =>
             {
                 prefixes += 1
             }

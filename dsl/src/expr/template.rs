@@ -154,6 +154,9 @@ fn build(tokens: Vec<Token>) -> Result<Template, SyntaxError> {
                     let done = std::mem::replace(condition, next);
                     branches.push((done, std::mem::take(body)));
                 }
+                Some(Open { block: OpenBlock::If { in_else: true, .. }, .. }) => {
+                    return Err(stray(loc, "`{{ elif }}` after `{{ else }}`"));
+                }
                 _ => return Err(stray(loc, "`{{ elif }}` outside an `{{ if }}` block")),
             },
             Tag::Else => match stack.last_mut() {
@@ -162,6 +165,9 @@ fn build(tokens: Vec<Token>) -> Result<Template, SyntaxError> {
                 {
                     branches.push((condition.clone(), std::mem::take(body)));
                     *in_else = true;
+                }
+                Some(Open { block: OpenBlock::If { in_else: true, .. }, .. }) => {
+                    return Err(stray(loc, "a second `{{ else }}` in one `{{ if }}` block"));
                 }
                 _ => return Err(stray(loc, "`{{ else }}` outside an `{{ if }}` block")),
             },
@@ -197,7 +203,6 @@ fn build(tokens: Vec<Token>) -> Result<Template, SyntaxError> {
         return Err(SyntaxError::Block {
             message: format!("{what} block is never closed with `{{{{ end }}}}`"),
             loc: open.loc,
-            opened_at: None,
         });
     }
     Ok(Template { parts: top })
@@ -215,7 +220,7 @@ fn push_block(stack: &mut Vec<Open>, loc: Loc, block: OpenBlock) -> Result<(), S
 }
 
 fn stray(loc: Loc, message: &str) -> SyntaxError {
-    SyntaxError::Block { message: message.to_string(), loc, opened_at: None }
+    SyntaxError::Block { message: message.to_string(), loc }
 }
 
 #[cfg(test)]

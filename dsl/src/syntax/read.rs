@@ -245,7 +245,7 @@ fn read_item(node: &KdlNode, diags: &mut Diags) -> ItemDecl {
             ("id", Lit::Text(s)) => item.id = Some(s.clone()),
             ("kind", Lit::Text(s)) => item.kind = Some(s.clone()),
             ("text", Lit::Text(s)) => item.text = Some(s.clone()),
-            ("timestamp", Lit::Number(n)) => item.timestamp = Some(*n),
+            ("timestamp", Lit::Number(n)) if n.is_finite() => item.timestamp = Some(*n),
             ("timestamp", Lit::Text(s)) => match parse_timestamp(s) {
                 Some(t) => item.timestamp = Some(t),
                 None => diags.push(bad_value("timestamp", "expected seconds since 1970 or a date like \"2024-05-01\" or \"2024-05-01T10:00:00Z\"", arg.loc)),
@@ -254,6 +254,8 @@ fn read_item(node: &KdlNode, diags: &mut Diags) -> ItemDecl {
                 diags.push(bad_value(key, &format!("expected a string, found {}", other.describe()), arg.loc))
             }
             ("timestamp", other) => diags.push(bad_value(key, &format!("expected a date or number, found {}", other.describe()), arg.loc)),
+            (_, Lit::Null) => diags.push(bad_value(key, "#null is not a field value; leave the field out", arg.loc)),
+            (_, Lit::Number(n)) if !n.is_finite() => diags.push(bad_value(key, "expected a finite number", arg.loc)),
             _ => item.fields.push((Name { text: key.to_string(), loc: prop_key_loc(entry) }, arg)),
         }
     }
@@ -373,7 +375,8 @@ fn name_arg(node: &KdlNode, what: &str, expected: &str, diags: &mut Diags) -> Na
         [] => diags.push(Diagnostic::error(Problem::Missing { node: what.into(), what: expected.into() }, node_loc(node))),
         [_, extra, ..] => diags.push(shape_loc(what, expected, Loc::from_kdl(extra.span()))),
     }
-    Name { text: String::new(), loc: node_loc(node) }
+    // Missing or malformed (already reported): an empty name with an empty location.
+    Name { text: String::new(), loc: Loc::new(node.span().offset(), 0) }
 }
 
 fn single_arg(node: &KdlNode, expected: &str, diags: &mut Diags) -> Option<Arg> {
