@@ -25,9 +25,12 @@ pub struct JsonDiagnostic {
     pub code: &'static str,
     pub severity: &'static str,
     pub message: String,
+    /// What the primary range points at, when there is more to say than the message.
+    pub label: Option<String>,
     pub help: Option<String>,
     #[serde(flatten)]
     pub range: Range,
+    /// Other ranges that explain the diagnostic.
     pub labels: Vec<JsonLabel>,
 }
 
@@ -64,6 +67,7 @@ pub fn json(diagnostic: &Diagnostic, file: &SourceFile) -> JsonDiagnostic {
             Severity::Warning => "warning",
         },
         message: diagnostic.problem.to_string(),
+        label: diagnostic.label.clone().or_else(|| diagnostic.problem.label()),
         help: diagnostic.problem.help(),
         range: range(file, diagnostic.loc),
         labels: diagnostic

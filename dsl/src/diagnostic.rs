@@ -145,6 +145,14 @@ impl Problem {
         }
     }
 
+    /// What the primary location is, when the problem itself knows.
+    pub fn label(&self) -> Option<String> {
+        match self {
+            Problem::TypeMismatch { context, .. } => Some(context.clone()),
+            _ => None,
+        }
+    }
+
     /// A hint for fixing it, when there is a useful one.
     pub fn help(&self) -> Option<String> {
         match self {
@@ -162,7 +170,6 @@ impl Problem {
             Problem::InvalidName { reason, .. } => Some((*reason).into()),
             Problem::Reserved { .. } => Some("pick another name".into()),
             Problem::BadValue { suggestion: Some(s), .. } => Some(format!("did you mean `{s}`?")),
-            Problem::TypeMismatch { context, .. } => Some(context.clone()),
             Problem::MissingInput { port, .. } => {
                 Some(format!("add a `{port} \"EXPRESSION\"` line to the stage"))
             }
@@ -272,7 +279,8 @@ impl miette::Diagnostic for Report<'_> {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
         let d = self.diagnostic;
-        let primary = miette::LabeledSpan::new_primary_with_span(d.label.clone(), d.loc);
+        let label = d.label.clone().or_else(|| d.problem.label());
+        let primary = miette::LabeledSpan::new_primary_with_span(label, d.loc);
         let related = d
             .related
             .iter()

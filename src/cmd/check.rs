@@ -44,7 +44,7 @@ pub fn run(paths: &[PathBuf], format: Format) -> anyhow::Result<Outcome> {
                 out.warnings += 1;
             }
             match format {
-                Format::Human => eprint!("{}", report::human(d, &file)),
+                Format::Human => eprintln!("{}", report::human(d, &file)),
                 Format::Json => out.diagnostics.push(report::json(d, &file)),
             }
         }

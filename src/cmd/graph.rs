@@ -11,7 +11,7 @@ pub fn run(path: &Path, format: GraphFormat, pipeline: Option<&str>) -> anyhow::
     let file = files::read(path)?;
     let checked = check_file(&file, &tailor_engine::registry::builtin());
     for d in &checked.diagnostics {
-        eprint!("{}", report::human(d, &file));
+        eprintln!("{}", report::human(d, &file));
     }
     if checked.has_errors() {
         return Ok(Outcome::ConfigErrors);

@@ -45,11 +45,14 @@ pub(crate) struct Cx<'d> {
     pub diags: &'d mut Vec<Diagnostic>,
     /// Stage (declaration index) → where it was first read.
     pub deps: BTreeMap<usize, Loc>,
+    /// Stages a misspelled name most likely meant: counted as read when looking for unreachable
+    /// stages, so that one typo is one diagnostic.
+    pub guessed: Vec<usize>,
 }
 
 impl<'d> Cx<'d> {
     pub fn new(diags: &'d mut Vec<Diagnostic>) -> Self {
-        Cx { diags, deps: BTreeMap::new() }
+        Cx { diags, deps: BTreeMap::new(), guessed: Vec::new() }
     }
 
     fn error(&mut self, problem: Problem, loc: Loc) {
@@ -259,7 +262,11 @@ fn lower_name(name: &str, loc: Loc, scope: &mut Scope<'_>, cx: &mut Cx<'_>) -> O
     let mut known: Vec<&str> = scope.stages.iter().map(|s| s.name.as_str()).collect();
     known.extend(scope.locals.iter().map(|(n, _)| n.as_str()));
     known.push("input");
-    cx.error(Problem::Unknown { kind: NameKind::Stage, name: name.into(), context: None, suggestion: closest(name, known) }, loc);
+    let suggestion = closest(name, known);
+    if let Some(stage) = suggestion.as_deref().and_then(|s| scope.stage(s)) {
+        cx.guessed.push(stage);
+    }
+    cx.error(Problem::Unknown { kind: NameKind::Stage, name: name.into(), context: None, suggestion }, loc);
     None
 }
 

@@ -174,10 +174,12 @@ fn check_pipeline(decl: &PipelineDecl, registry: &dyn Registry, diags: &mut Vec<
     let mut scope = Scope { inputs: &input_sigs, stages: &sigs, locals: Vec::new(), output: None };
     let mut stages: Vec<Option<ir::Stage>> = Vec::new();
     let mut deps: Vec<BTreeMap<usize, Loc>> = Vec::new();
+    let mut guessed: Vec<Vec<usize>> = Vec::new();
     for (i, stage) in decl.stages.iter().enumerate() {
         let checked = stage::check_stage(i, stage, descriptors[i].as_ref(), &mut scope, diags);
         stages.push(checked.stage);
         deps.push(checked.deps);
+        guessed.push(checked.guessed);
     }
 
     // Output.
@@ -193,6 +195,7 @@ fn check_pipeline(decl: &PipelineDecl, registry: &dyn Registry, diags: &mut Vec<
         }
     };
     let output_deps = output_cx.deps;
+    let output_guessed = output_cx.guessed;
 
     // Graph.
     let cycles = graph::find_cycles(&deps);
@@ -208,7 +211,12 @@ fn check_pipeline(decl: &PipelineDecl, registry: &dyn Registry, diags: &mut Vec<
         diags.push(d);
     }
     if decl.output.as_ref().is_some_and(|o| o.expr.is_some()) {
-        let reach = graph::reachable(&deps, output_deps.keys().copied());
+        // Reachability also follows the reads that misspelled names probably meant.
+        let mut likely = deps.clone();
+        for (i, g) in guessed.iter().enumerate() {
+            likely[i].extend(g.iter().map(|&s| (s, Loc::default())));
+        }
+        let reach = graph::reachable(&likely, output_deps.keys().chain(&output_guessed).copied());
         let in_cycle = |i: usize| cycles.iter().any(|c| c.stages.contains(&i));
         for (i, stage) in decl.stages.iter().enumerate() {
             // A duplicate's name refers to the first stage of that name: reported once, above.
@@ -312,10 +320,14 @@ fn check_test(test: &TestDecl, inputs: &[ir::Input], scope: &mut Scope<'_>, diag
         };
         match literal_value(&arg.value, &inputs[i].ty) {
             Some(v) => given[i] = Some(v),
-            None => diags.push(Diagnostic::error(
+            None => {
+                // Given, though wrong: not also "missing".
+                given[i] = Some(inputs[i].ty.zero());
+                diags.push(Diagnostic::error(
                 Problem::TypeMismatch { expected: inputs[i].ty.to_string(), found: stage::lit_type(&arg.value), context: format!("input `{}`", name.text) },
                 arg.loc,
-            )),
+            ));
+            }
         }
     }
     let mut values = Vec::with_capacity(inputs.len());

@@ -27,6 +27,8 @@ pub(crate) struct CheckedStage {
     pub stage: Option<ir::Stage>,
     /// Stages read (declaration index → first use).
     pub deps: BTreeMap<usize, Loc>,
+    /// Stages that misspelled names probably meant (see [`Cx::guessed`]).
+    pub guessed: Vec<usize>,
 }
 
 pub(crate) fn check_stage(
@@ -53,7 +55,9 @@ pub(crate) fn check_stage(
         }
         let mut deps = cx.deps;
         deps.extend(quiet_cx.deps);
-        return CheckedStage { stage: None, deps };
+        let mut guessed = cx.guessed;
+        guessed.extend(quiet_cx.guessed);
+        return CheckedStage { stage: None, deps, guessed };
     };
 
     let mut inputs: Vec<ir::Binding> = Vec::new();
@@ -131,7 +135,7 @@ pub(crate) fn check_stage(
         Some((d, _)) => d,
         None => DEFAULT_TIMEOUT,
     };
-    let deps = cx.deps;
+    let (deps, guessed) = (cx.deps, cx.guessed);
     let ok = count_errors(diags) == errors_before;
     let stage = ok.then(|| ir::Stage {
         id: ir::StageId(index as u32),
@@ -149,7 +153,7 @@ pub(crate) fn check_stage(
         deps: deps.keys().map(|&i| ir::StageId(i as u32)).collect(),
         loc: decl.loc,
     });
-    CheckedStage { stage, deps }
+    CheckedStage { stage, deps, guessed }
 }
 
 fn count_errors(diags: &[Diagnostic]) -> usize {

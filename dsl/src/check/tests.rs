@@ -75,11 +75,17 @@ fn accepts_a_valid_pipeline() {
 }
 
 #[test]
-fn rejects_unknown_stage_with_hint() {
+fn rejects_unknown_stage() {
     let c = run(r#"stage "a" use="red" { text "input.q" }
-    output "b.text""#);
-    assert!(codes(&c).contains(&"tailor::dsl::unreachable_stage"));
-    assert!(codes(&c).contains(&"tailor::dsl::unknown_stage"));
+    output "zzz.text""#);
+    assert_eq!(codes(&c), ["tailor::dsl::unreachable_stage", "tailor::dsl::unknown_stage"]);
+}
+
+#[test]
+fn a_misspelled_reference_is_one_diagnostic() {
+    let c = run(r#"stage "similar" use="red" { text "input.q" }
+    output "simlar.text""#);
+    assert_eq!(codes(&c), ["tailor::dsl::unknown_stage"]);
 }
 
 #[test]

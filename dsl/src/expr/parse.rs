@@ -154,9 +154,19 @@ pub(crate) fn grammar_error(error: pest::error::Error<Rule>, map: &StringMap) ->
         pest::error::InputLocation::Pos(p) => (p, p),
         pest::error::InputLocation::Span((s, e)) => (s, e),
     };
-    let error = error.renamed_rules(|rule| describe_rule(*rule).to_string());
     let message = match &error.variant {
-        pest::error::ErrorVariant::ParsingError { .. } => error.variant.message().to_string(),
+        pest::error::ErrorVariant::ParsingError { positives, negatives } => {
+            let mut expected: Vec<&str> = positives.iter().map(|r| describe_rule(*r)).collect();
+            expected.dedup();
+            let mut seen = std::collections::BTreeSet::new();
+            expected.retain(|e| seen.insert(*e));
+            match (expected.as_slice(), negatives.first()) {
+                ([], Some(n)) => format!("unexpected {}", describe_rule(*n)),
+                ([], None) => "unexpected input".to_string(),
+                ([one], _) => format!("expected {one}"),
+                ([init @ .., last], _) => format!("expected {} or {last}", init.join(", ")),
+            }
+        }
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
     SyntaxError::Grammar { message, loc: map.loc(start, end) }
@@ -175,7 +185,7 @@ fn describe_rule(rule: Rule) -> &'static str {
         Rule::number => "a number",
         Rule::string | Rule::sq_inner | Rule::dq_inner => "a string",
         Rule::escape => "an escape sequence",
-        Rule::boolean => "`true` or `false`",
+        Rule::boolean => "a boolean",
         Rule::list => "a list",
         Rule::call => "a function call",
         Rule::name | Rule::ident => "a name",

@@ -67,7 +67,9 @@ pub fn check_nesting(src: &str, max_depth: usize) -> Result<(), TooDeep> {
                 over(i, levels)?;
                 (i, at_boundary) = (i + 1, true);
             }
-            b'}' if open > 0 => (open, levels, i, at_boundary) = (open - 1, levels - 1, i + 1, false),
+            b'}' if open > 0 => {
+                (open, levels, i, at_boundary) = (open - 1, levels - 1, i + 1, false)
+            }
             b'}' => {
                 levels += 1;
                 over(i, levels)?;
@@ -133,7 +135,7 @@ fn block_comment(
         match (b[i], b.get(i + 1)) {
             (b'/', Some(b'*')) => (nest, i) = (nest + 1, i + 2),
             (b'*', Some(b'/')) => {
-                (nest, i) = (nest - 1, i + 2);
+                (nest, i) = (nest.saturating_sub(1), i + 2);
                 if nest == 0 {
                     return Ok(Some(i));
                 }
@@ -151,6 +153,23 @@ fn block_comment(
         over(at, levels + nest + pieces.div_ceil(PIECES_PER_LEVEL))?;
     }
     Ok(None)
+}
+
+/// Where the well-formed string starting at `i` (`"`, `#"`, `"""`, ...) ends, if one does.
+/// Shared with the formatter's trivia lexer.
+pub(crate) fn string_end_at(b: &[u8], i: usize) -> Option<usize> {
+    match string_end(b, i) {
+        Lexed::String(end) => Some(end),
+        Lexed::NotString(_) | Lexed::Malformed => None,
+    }
+}
+
+/// Where the block comment starting at `i` ends; the end of input when unterminated.
+pub(crate) fn block_comment_end(b: &[u8], i: usize) -> usize {
+    block_comment(b, i, 0, &|_, _| Ok(()))
+        .ok()
+        .flatten()
+        .unwrap_or(b.len())
 }
 
 /// What starts at a `"` or `#`.
@@ -301,7 +320,9 @@ fn is_spaces(mut s: &[u8]) -> bool {
 }
 
 /// KDL v2 newlines, longest first so `\r\n` wins over `\r`.
-const NEWLINES: [&str; 8] = ["\r\n", "\r", "\n", "\u{85}", "\u{b}", "\u{c}", "\u{2028}", "\u{2029}"];
+const NEWLINES: [&str; 8] = [
+    "\r\n", "\r", "\n", "\u{85}", "\u{b}", "\u{c}", "\u{2028}", "\u{2029}",
+];
 
 /// KDL v2 unicode spaces.
 const SPACES: [&str; 18] = [
@@ -310,17 +331,19 @@ const SPACES: [&str; 18] = [
     "\u{3000}",
 ];
 
-fn newline_len(b: &[u8], i: usize) -> usize {
+pub(crate) fn newline_len(b: &[u8], i: usize) -> usize {
     match_len(b, i, &NEWLINES)
 }
 
-fn space_len(b: &[u8], i: usize) -> usize {
+pub(crate) fn space_len(b: &[u8], i: usize) -> usize {
     match_len(b, i, &SPACES)
 }
 
 fn match_len(b: &[u8], i: usize, set: &[&str]) -> usize {
     let rest = b.get(i..).unwrap_or_default();
-    set.iter().find(|p| rest.starts_with(p.as_bytes())).map_or(0, |p| p.len())
+    set.iter()
+        .find(|p| rest.starts_with(p.as_bytes()))
+        .map_or(0, |p| p.len())
 }
 
 #[cfg(test)]
@@ -340,7 +363,11 @@ mod tests {
     #[test]
     fn rejects_one_past_limit_at_the_offending_brace() {
         let src = nested(5);
-        let offset = src.match_indices('{').nth(4).expect("test input has five braces").0;
+        let offset = src
+            .match_indices('{')
+            .nth(4)
+            .expect("test input has five braces")
+            .0;
         assert_eq!(check_nesting(&src, 4), Err(TooDeep { offset, depth: 5 }));
         assert_eq!(
             TooDeep { offset, depth: 5 }.to_string(),
@@ -385,7 +412,13 @@ mod tests {
     #[test]
     fn counts_stray_closers_as_levels() {
         assert_eq!(check_nesting("}}", 2), Ok(()));
-        assert_eq!(check_nesting("a {} }}}", 2), Err(TooDeep { offset: 7, depth: 3 }));
+        assert_eq!(
+            check_nesting("a {} }}}", 2),
+            Err(TooDeep {
+                offset: 7,
+                depth: 3
+            })
+        );
     }
 
     #[test]
@@ -396,14 +429,29 @@ mod tests {
         assert_eq!(check_nesting(&pieces, 7).map_err(|e| e.depth), Err(8));
         let nest = format!("{}{}", "/*".repeat(10), "*/".repeat(10));
         assert_eq!(check_nesting(&nest, 10), Ok(()));
-        assert_eq!(check_nesting(&nest, 9), Err(TooDeep { offset: 18, depth: 10 }));
+        assert_eq!(
+            check_nesting(&nest, 9),
+            Err(TooDeep {
+                offset: 18,
+                depth: 10
+            })
+        );
     }
 
     #[test]
     fn distrusts_the_rest_after_malformed_strings() {
         let deep = "{".repeat(10);
-        for bad in ["x \"abc\n", "x \"\"\"\n", "x \"\"\"x", "x #\"abc\n", "x #\"\"\"\n", "abc\"",
-                    "x \"a\"\"", "x \"\"\"\n  a\n    \"\"\"\n\"", "x /* "] {
+        for bad in [
+            "x \"abc\n",
+            "x \"\"\"\n",
+            "x \"\"\"x",
+            "x #\"abc\n",
+            "x #\"\"\"\n",
+            "abc\"",
+            "x \"a\"\"",
+            "x \"\"\"\n  a\n    \"\"\"\n\"",
+            "x /* ",
+        ] {
             let src = format!("{bad}{deep}\"");
             assert!(check_nesting(&src, 5).is_err(), "{bad:?} slipped through");
         }
@@ -419,7 +467,20 @@ mod tests {
 
     #[test]
     fn survives_unbalanced_and_garbage_input() {
-        for src in ["}", "{", "{{}}}}{", "\"", "#", "##\"", "/*", "*/", "\\", "/-", "\u{feff}{", "é{ß}"] {
+        for src in [
+            "}",
+            "{",
+            "{{}}}}{",
+            "\"",
+            "#",
+            "##\"",
+            "/*",
+            "*/",
+            "\\",
+            "/-",
+            "\u{feff}{",
+            "é{ß}",
+        ] {
             let _ = check_nesting(src, 1);
         }
         assert_eq!(check_nesting("\u{feff}\"x\" {}", 1), Ok(()));
@@ -428,7 +489,9 @@ mod tests {
     #[test]
     fn never_panics_and_reports_char_boundaries() {
         // A small xorshift generator keeps the test deterministic and dependency-free.
-        let alphabet = ["{", "}", "\"", "#", "/", "*", "\\", "\n", " ", "a", "=", "-", "é", "\u{2028}"];
+        let alphabet = [
+            "{", "}", "\"", "#", "/", "*", "\\", "\n", " ", "a", "=", "-", "é", "\u{2028}",
+        ];
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         for _ in 0..4000 {
             let mut src = String::new();
@@ -439,7 +502,10 @@ mod tests {
                 src.push_str(alphabet[(state % alphabet.len() as u64) as usize]);
             }
             if let Err(e) = check_nesting(&src, 2) {
-                assert!(src.is_char_boundary(e.offset) && e.offset < src.len(), "{src:?}");
+                assert!(
+                    src.is_char_boundary(e.offset) && e.offset < src.len(),
+                    "{src:?}"
+                );
                 assert_eq!(e.depth, 3);
             }
         }
@@ -465,7 +531,12 @@ mod tests {
         });
         let parsed = std::thread::Builder::new()
             .stack_size(8 << 20)
-            .spawn(move || largest_allowed.iter().map(|src| kdl::KdlDocument::parse(src).is_ok()).collect::<Vec<_>>())
+            .spawn(move || {
+                largest_allowed
+                    .iter()
+                    .map(|src| kdl::KdlDocument::parse(src).is_ok())
+                    .collect::<Vec<_>>()
+            })
             .expect("spawn parser thread")
             .join()
             .expect("kdl survives");
