@@ -4,13 +4,18 @@
 CARGO ?= cargo
 JOBS ?= 2
 
-.PHONY: setup demo test bench fuzz lint
+.PHONY: setup test-setup demo test bench fuzz lint
 
 # Tools the build needs: the wasm target for plugins (DESIGN.md §1). rustup's automatic
 # installs may be off, so add it explicitly.
 setup:
 	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs)"; exit 1; }
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+# Test-only tools: Mermaid's own parser (Node.js) checks `tailor graph --format mermaid`.
+test-setup: setup
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	@[ -d tests/mermaid/node_modules/mermaid ] || npm ci --prefix tests/mermaid --no-audit --no-fund --loglevel=error
 
 # The main job: check, format-check and draw every example pipeline.
 demo: setup
@@ -20,7 +25,7 @@ demo: setup
 	$(CARGO) run -q --bin tailor -- graph examples/writing-assistant.kdl --format mermaid
 
 # Every test of the workspace, in the dev profile.
-test: setup
+test: test-setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) test -j$(JOBS) --workspace
 

@@ -42,3 +42,33 @@ fn graph_refuses_a_broken_file() {
     let out = tailor(&["graph", "tests/diagnostics/many_mistakes.kdl"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Mermaid's own parser (installed by `make test` with npm, see tests/mermaid/) accepts the
+/// drawing of every example, and rejects a broken one, so the check can fail.
+#[test]
+fn mermaid_parses_with_mermaids_parser() {
+    let checker = crate::util::root().join("tests/mermaid");
+    assert!(
+        checker.join("node_modules/mermaid").is_dir(),
+        "Mermaid's parser is not installed: run `make test`, or `npm ci --prefix tests/mermaid`"
+    );
+    let dir = std::env::temp_dir().join(format!("tailor-mermaid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut files = Vec::new();
+    for path in example_files() {
+        let out = tailor(&["graph", &rel(&path), "--format", "mermaid"]);
+        let file = dir.join(path.file_stem().expect("a file name")).with_extension("mmd");
+        std::fs::write(&file, &out.stdout).expect("write");
+        files.push(file);
+    }
+    let broken = dir.join("broken.mmd");
+    std::fs::write(&broken, "flowchart LR\n    a -->|x|\n").expect("write");
+    let run = |files: &[std::path::PathBuf]| {
+        std::process::Command::new("node").arg(checker.join("check.mjs")).args(files).output().expect("node runs")
+    };
+    let good = run(&files);
+    let bad = run(std::slice::from_ref(&broken));
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stdout));
+    assert!(!bad.status.success(), "the checker must reject broken Mermaid");
+}
