@@ -45,5 +45,17 @@ fn bench_check(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_check);
+/// The first phase alone (KDL parsing and reading declarations), to show where time goes.
+fn bench_syntax(c: &mut Criterion) {
+    let mut group = c.benchmark_group("syntax");
+    for n in [10usize, 100, 1_000] {
+        let file = SourceFile::new("bench.kdl", pipeline(n));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &file, |b, file| {
+            b.iter(|| tailor_dsl::syntax::parse_file(file, &mut Vec::new()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_check, bench_syntax);
 criterion_main!(benches);

@@ -115,7 +115,7 @@ impl Problem {
             Problem::ExprSyntax { .. } => "tailor::dsl::expr_syntax",
             Problem::TooComplex { .. } => "tailor::dsl::too_complex",
             Problem::Unknown { kind, .. } => match kind {
-                NameKind::Pipeline | NameKind::Stage => "tailor::dsl::unknown_stage",
+                NameKind::Pipeline | NameKind::Stage | NameKind::Variable => "tailor::dsl::unknown_stage",
                 NameKind::Input => "tailor::dsl::unknown_input",
                 NameKind::Port => "tailor::dsl::unknown_port",
                 NameKind::ConfigKey | NameKind::Property => "tailor::dsl::unknown_key",
@@ -123,7 +123,6 @@ impl Problem {
                 NameKind::Plugin => "tailor::dsl::unknown_plugin",
                 NameKind::Function => "tailor::dsl::unknown_function",
                 NameKind::Capability => "tailor::dsl::unknown_capability",
-                NameKind::Variable => "tailor::dsl::unknown_name",
             },
             Problem::Duplicate { .. } => "tailor::dsl::duplicate_name",
             Problem::Missing { .. } => "tailor::dsl::missing",
