@@ -38,9 +38,7 @@ fn bench_check(c: &mut Criterion) {
         assert!(!checked.has_errors(), "{:?}", checked.diagnostics.first());
         let stages = checked.pipelines[0].stages.len() as u64;
         group.throughput(Throughput::Elements(stages));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &file, |b, file| {
-            b.iter(|| check_file(file, &registry))
-        });
+        group.bench_with_input(BenchmarkId::from_parameter(n), &file, |b, file| b.iter(|| check_file(file, &registry)));
     }
     group.finish();
 }

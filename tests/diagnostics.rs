@@ -27,10 +27,9 @@ fn golden_diagnostics() {
         assert_ne!(out.status.code(), Some(0), "{} should not check cleanly", rel(case));
         match std::fs::read_to_string(&golden) {
             Ok(expected) if expected == actual => {}
-            Ok(expected) => failures.push(format!(
-                "{}: output differs\n--- expected\n{expected}\n--- actual\n{actual}",
-                rel(case)
-            )),
+            Ok(expected) => {
+                failures.push(format!("{}: output differs\n--- expected\n{expected}\n--- actual\n{actual}", rel(case)))
+            }
             Err(_) => failures.push(format!("{}: no golden file; run `BLESS=1 cargo test golden`", rel(case))),
         }
     }

@@ -50,14 +50,8 @@ pub enum Capability {
 }
 
 impl Capability {
-    pub const ALL: [Capability; 6] = [
-        Capability::Log,
-        Capability::Embed,
-        Capability::Search,
-        Capability::Complete,
-        Capability::Kv,
-        Capability::Now,
-    ];
+    pub const ALL: [Capability; 6] =
+        [Capability::Log, Capability::Embed, Capability::Search, Capability::Complete, Capability::Kv, Capability::Now];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -117,12 +111,18 @@ pub struct OutputPort {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConfigType {
     Text,
-    Number { min: f64, max: f64, integer: bool },
+    Number {
+        min: f64,
+        max: f64,
+        integer: bool,
+    },
     Bool,
     /// One of a fixed set of words.
     Choice(Vec<String>),
     /// One or more texts, optionally restricted to a fixed set of words.
-    TextList { choices: Option<Vec<String>> },
+    TextList {
+        choices: Option<Vec<String>>,
+    },
     /// A duration such as `30s`, `15m`, `24h`, `7d`.
     Duration,
     /// A condition over one history item (`item.kind == 'paper'`), applied by the host to every
@@ -171,8 +171,7 @@ impl Descriptor {
 
     /// Every capability the plugin might call: the required ones and those config keys unlock.
     pub fn may_use(&self, capability: Capability) -> bool {
-        self.grants.contains(&capability)
-            || self.config.iter().any(|f| f.requires == Some(capability))
+        self.grants.contains(&capability) || self.config.iter().any(|f| f.requires == Some(capability))
     }
 }
 

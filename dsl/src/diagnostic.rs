@@ -169,22 +169,18 @@ impl Problem {
             Problem::InvalidName { reason, .. } => Some((*reason).into()),
             Problem::Reserved { .. } => Some("pick another name".into()),
             Problem::BadValue { suggestion: Some(s), .. } => Some(format!("did you mean `{s}`?")),
-            Problem::MissingInput { port, .. } => {
-                Some(format!("add a `{port} \"EXPRESSION\"` line to the stage"))
-            }
+            Problem::MissingInput { port, .. } => Some(format!("add a `{port} \"EXPRESSION\"` line to the stage")),
             Problem::Ungranted { capability, reason, .. } => {
                 Some(format!("{reason}; add `{capability}` to the stage's grants=\"…\""))
             }
-            Problem::UnusedGrant { .. } => {
-                Some("grant only what the plugin needs (least privilege)".into())
+            Problem::UnusedGrant { .. } => Some("grant only what the plugin needs (least privilege)".into()),
+            Problem::Cycle { .. } => {
+                Some("stages cannot read each other's outputs in a loop; remove one of the reads".into())
             }
-            Problem::Cycle { .. } => Some("stages cannot read each other's outputs in a loop; remove one of the reads".into()),
-            Problem::Unreachable { .. } => Some(
-                "use one of its outputs in a later stage or in `output`, or remove the stage".into(),
-            ),
-            Problem::MissingTestInput { input, .. } => {
-                Some(format!("add `{input}=…` to the test's `input` line"))
+            Problem::Unreachable { .. } => {
+                Some("use one of its outputs in a later stage or in `output`, or remove the stage".into())
             }
+            Problem::MissingTestInput { input, .. } => Some(format!("add `{input}=…` to the test's `input` line")),
             _ => None,
         }
     }
@@ -280,10 +276,8 @@ impl miette::Diagnostic for Report<'_> {
         let d = self.diagnostic;
         let label = d.label.clone().or_else(|| d.problem.label());
         let primary = miette::LabeledSpan::new_primary_with_span(label, d.loc);
-        let related = d
-            .related
-            .iter()
-            .map(|(loc, label)| miette::LabeledSpan::new_with_span(Some(label.clone()), *loc));
+        let related =
+            d.related.iter().map(|(loc, label)| miette::LabeledSpan::new_with_span(Some(label.clone()), *loc));
         Some(Box::new(std::iter::once(primary).chain(related)))
     }
 }

@@ -79,10 +79,7 @@ pub fn eval_expr(expr: &Expr, env: &dyn Env, locals: &[Value], limits: Limits) -
 pub fn eval_filter(expr: &Expr, env: &dyn Env, item: &Arc<Item>, limits: Limits) -> Result<bool, Failure> {
     match eval_expr(expr, env, &[Value::Item(Arc::clone(item))], limits)? {
         Value::Bool(b) => Ok(b),
-        other => Err(Failure {
-            error: EvalError::BadOperand { op: "where", found: other.kind_name() },
-            loc: expr.loc,
-        }),
+        other => Err(Failure { error: EvalError::BadOperand { op: "where", found: other.kind_name() }, loc: expr.loc }),
     }
 }
 
@@ -180,26 +177,20 @@ impl Evaluator<'_> {
                 }
                 Value::list(out)
             }
-            ExprKind::Input(id) => self
-                .env
-                .input(*id)
-                .cloned()
-                .ok_or_else(|| unavailable(loc, format!("input #{}", id.0)))?,
+            ExprKind::Input(id) => {
+                self.env.input(*id).cloned().ok_or_else(|| unavailable(loc, format!("input #{}", id.0)))?
+            }
             ExprKind::StageOutput { stage, port } => self
                 .env
                 .stage_output(*stage, *port)
                 .cloned()
                 .ok_or_else(|| unavailable(loc, format!("output #{port} of stage #{}", stage.0)))?,
-            ExprKind::Local(id) => self
-                .locals
-                .get(id.0 as usize)
-                .cloned()
-                .ok_or_else(|| unavailable(loc, format!("local #{}", id.0)))?,
-            ExprKind::TestOutput => self
-                .env
-                .test_output()
-                .cloned()
-                .ok_or_else(|| unavailable(loc, "the pipeline's output".to_string()))?,
+            ExprKind::Local(id) => {
+                self.locals.get(id.0 as usize).cloned().ok_or_else(|| unavailable(loc, format!("local #{}", id.0)))?
+            }
+            ExprKind::TestOutput => {
+                self.env.test_output().cloned().ok_or_else(|| unavailable(loc, "the pipeline's output".to_string()))?
+            }
             ExprKind::Field(base, name) => match self.expr(base)? {
                 Value::Item(item) => item.get(name),
                 Value::Record(map) => map.get(&**name).cloned().unwrap_or(Value::None),
@@ -267,7 +258,13 @@ impl Evaluator<'_> {
                 let ord = match (&x, &y) {
                     (Value::Number(p), Value::Number(q)) => p.partial_cmp(q),
                     (Value::Text(p), Value::Text(q)) => Some(p.cmp(q)),
-                    _ => return Err(bad(loc, op.symbol(), if matches!(x, Value::Number(_) | Value::Text(_)) { &y } else { &x })),
+                    _ => {
+                        return Err(bad(
+                            loc,
+                            op.symbol(),
+                            if matches!(x, Value::Number(_) | Value::Text(_)) { &y } else { &x },
+                        ));
+                    }
                 };
                 let Some(ord) = ord else { return Ok(Value::Bool(false)) };
                 Value::Bool(match op {
@@ -361,7 +358,13 @@ mod tests {
             version: semver::Version::new(1, 0, 0),
             kind: StageKind::Generator,
             summary: String::new(),
-            inputs: vec![InputPort { name: "prompt".into(), ty: Type::Text, required: true, form: PortForm::Template, doc: String::new() }],
+            inputs: vec![InputPort {
+                name: "prompt".into(),
+                ty: Type::Text,
+                required: true,
+                form: PortForm::Template,
+                doc: String::new(),
+            }],
             outputs: vec![OutputPort { name: "text".into(), ty: Type::Text, doc: String::new() }],
             config: vec![],
             grants: vec![],
@@ -416,13 +419,17 @@ mod tests {
     #[test]
     fn renders_templates() {
         assert_eq!(render("{{ for x in input.xs }}[{{ upper(x) }}]{{ end }}"), Ok("[A][B]".into()));
-        assert_eq!(render("{{ if input.n > 5 }}big{{ elif input.n > 2 }}mid{{ else }}small{{ end }}"), Ok("mid".into()));
+        assert_eq!(
+            render("{{ if input.n > 5 }}big{{ elif input.n > 2 }}mid{{ else }}small{{ end }}"),
+            Ok("mid".into())
+        );
         assert_eq!(render("{{ input.xs }} / {{ input.n / 2 }}"), Ok("a, b / 1.5".into()));
     }
 
     #[test]
     fn fuel_bounds_the_work() {
-        let p = pipeline("s.text", Some("{{ for a in input.xs }}{{ for b in input.xs }}{{ a }}{{ b }}{{ end }}{{ end }}"));
+        let p =
+            pipeline("s.text", Some("{{ for a in input.xs }}{{ for b in input.xs }}{{ a }}{{ b }}{{ end }}{{ end }}"));
         let Bound::Template(t) = &p.stages[0].inputs[0].value else { panic!() };
         let big = Inputs(vec![Value::Number(0.0), Value::text(""), Value::list(vec![Value::text("x"); 2_000])]);
         let r = render_template(t, &big, Limits { fuel: 100_000, now: 0.0 });
@@ -433,14 +440,16 @@ mod tests {
     fn output_size_is_bounded() {
         let p = pipeline("s.text", Some("{{ for a in input.xs }}{{ input.t }}{{ end }}"));
         let Bound::Template(t) = &p.stages[0].inputs[0].value else { panic!() };
-        let big = Inputs(vec![Value::Number(0.0), Value::text("y".repeat(10_000)), Value::list(vec![Value::text("x"); 200])]);
+        let big =
+            Inputs(vec![Value::Number(0.0), Value::text("y".repeat(10_000)), Value::list(vec![Value::text("x"); 200])]);
         let r = render_template(t, &big, Limits::default());
         assert!(matches!(r.map_err(|f| f.error), Err(EvalError::TooLarge { .. })));
     }
 
     #[test]
     fn wrong_dynamic_types_are_errors_not_panics() {
-        let r = eval_expr(&pipeline("input.n + 1", None).output, &Inputs(vec![Value::text("no")]), &[], Limits::default());
+        let r =
+            eval_expr(&pipeline("input.n + 1", None).output, &Inputs(vec![Value::text("no")]), &[], Limits::default());
         assert!(matches!(r.map_err(|f| f.error), Err(EvalError::BadOperand { .. })));
     }
 }

@@ -23,9 +23,7 @@ use kdl::{KdlDocument, KdlEntry, KdlError, KdlIdentifier, KdlNode, KdlValue};
 use miette::{Diagnostic, SourceSpan};
 use thiserror::Error;
 
-use crate::syntax::guard::{
-    self, MAX_DEPTH, TooDeep, block_comment_end, newline_len, space_len, string_end_at,
-};
+use crate::syntax::guard::{self, MAX_DEPTH, TooDeep, block_comment_end, newline_len, space_len, string_end_at};
 
 const INDENT: &str = "    ";
 const BOM: &str = "\u{feff}";
@@ -39,10 +37,7 @@ pub enum FormatError {
     Parse(#[from] KdlError),
     /// The file nests deeper than the parser can safely follow.
     #[error("{source}")]
-    #[diagnostic(
-        code(tailor::fmt::too_deep),
-        help("pipeline files nest at most {MAX_DEPTH} levels")
-    )]
+    #[diagnostic(code(tailor::fmt::too_deep), help("pipeline files nest at most {MAX_DEPTH} levels"))]
     TooDeep {
         source: TooDeep,
         #[label("too deep here")]
@@ -91,9 +86,7 @@ fn same_meaning(a: &KdlDocument, b: &KdlDocument) -> bool {
                 && ident(x.ty()) == ident(y.ty())
                 && x.entries().len() == y.entries().len()
                 && x.entries().iter().zip(y.entries()).all(|(e, f)| {
-                    ident(e.name()) == ident(f.name())
-                        && ident(e.ty()) == ident(f.ty())
-                        && e.value() == f.value()
+                    ident(e.name()) == ident(f.name()) && ident(e.ty()) == ident(f.ty()) && e.value() == f.value()
                 })
                 && match (children(x), children(y)) {
                     (None, None) => true,
@@ -150,12 +143,7 @@ impl<'s> Printer<'s> {
         if self.blank && !self.block_start {
             self.out.push('\n');
         }
-        (
-            self.blank,
-            self.block_start,
-            self.line_open,
-            self.line_comment,
-        ) = (false, false, true, false);
+        (self.blank, self.block_start, self.line_open, self.line_comment) = (false, false, true, false);
         self.out.push_str(&INDENT.repeat(depth));
     }
 
@@ -179,9 +167,7 @@ impl<'s> Printer<'s> {
     }
 
     fn document(&mut self, doc: &KdlDocument, depth: usize) {
-        let (leading, trailing) = doc
-            .format()
-            .map_or(("", ""), |f| (&f.leading[..], &f.trailing[..]));
+        let (leading, trailing) = doc.format().map_or(("", ""), |f| (&f.leading[..], &f.trailing[..]));
         self.trivia(leading, depth);
         for node in doc.nodes() {
             self.node(node, depth);
@@ -216,13 +202,7 @@ impl<'s> Printer<'s> {
     /// A slashdashed node in trivia, on its own line: `/-`, then its target up to the end
     /// of the target's line. A gap of plain whitespace after `/-` becomes one space.
     /// Returns the index of its last token.
-    fn slashdashed(
-        &mut self,
-        text: &str,
-        toks: &[(Tok, Range<usize>)],
-        mut k: usize,
-        depth: usize,
-    ) -> usize {
+    fn slashdashed(&mut self, text: &str, toks: &[(Tok, Range<usize>)], mut k: usize, depth: usize) -> usize {
         let dash = toks[k].1.clone();
         let dash_orig = self.at_line_start.then(|| self.src_indent.clone());
         let (mut target_orig, mut line_start) = (dash_orig.clone(), false);
@@ -230,9 +210,7 @@ impl<'s> Printer<'s> {
         let (mut end, mut plain_gap, mut dangling) = (dash.end, true, Vec::new());
         while let Some((next, r)) = toks.get(k + 1) {
             match next {
-                Tok::Newline if target.is_none() => {
-                    (target_orig, line_start) = (Some(String::new()), true)
-                }
+                Tok::Newline if target.is_none() => (target_orig, line_start) = (Some(String::new()), true),
                 Tok::Newline | Tok::Semi | Tok::LineComment => break,
                 Tok::Space if line_start => target_orig = Some(text[r.clone()].to_owned()),
                 Tok::Space | Tok::Escline(None) => {}
@@ -250,15 +228,10 @@ impl<'s> Printer<'s> {
             k += 1;
         }
         let (text_out, orig) = match target {
-            Some(t) if plain_gap && t > dash.start => {
-                (format!("/- {}", &text[t..end]), target_orig)
-            }
+            Some(t) if plain_gap && t > dash.start => (format!("/- {}", &text[t..end]), target_orig),
             _ => (text[dash.start..end].to_owned(), dash_orig),
         };
-        self.own_line(
-            depth,
-            &reindent(&text_out, orig.as_deref(), &INDENT.repeat(depth)),
-        );
+        self.own_line(depth, &reindent(&text_out, orig.as_deref(), &INDENT.repeat(depth)));
         // A `\ // comment` ending the node: its comment stays, the continuation cannot.
         for c in dangling {
             self.comment(depth, &text[c], true);
@@ -280,12 +253,7 @@ impl<'s> Printer<'s> {
         if let Some(ty) = node.ty() {
             head = format!("({})", string_text(ty.repr(), ty.value(), depth, true));
         }
-        head.push_str(&string_text(
-            node.name().repr(),
-            node.name().value(),
-            depth,
-            true,
-        ));
+        head.push_str(&string_text(node.name().repr(), node.name().value(), depth, true));
         line.items.push(head);
         for text in [&f.before_ty_name, &f.after_ty_name, &f.after_ty] {
             line.trivia(text);
@@ -328,10 +296,7 @@ impl<'s> Printer<'s> {
     /// after them (`} /* a */ // b`); they sit between the node's last code `}` and the
     /// end of its span, and right after the span.
     fn lost_after_children(&self, node: &KdlNode) -> (&'s str, &'s str) {
-        let (start, end) = (
-            node.span().offset(),
-            node.span().offset() + node.span().len(),
-        );
+        let (start, end) = (node.span().offset(), node.span().offset() + node.span().len());
         let (Some(text), Some(rest)) = (self.src.get(start..end), self.src.get(end..)) else {
             return ("", "");
         };
@@ -351,9 +316,7 @@ impl<'s> Printer<'s> {
         let r = rest.as_bytes();
         let terminator = match r.first() {
             Some(b';') => 1,
-            Some(b'/') if r.get(1) == Some(&b'/') => {
-                line_end(r, 0) + newline_len(r, line_end(r, 0))
-            }
+            Some(b'/') if r.get(1) == Some(&b'/') => line_end(r, 0) + newline_len(r, line_end(r, 0)),
             _ => newline_len(r, 0),
         };
         match last_close {
@@ -380,8 +343,7 @@ impl Inline {
         for (tok, r) in lex(text) {
             match tok {
                 Tok::Word | Tok::BlockComment => {
-                    self.items
-                        .push(reindent(&text[r], self.orig.as_deref(), &self.indent));
+                    self.items.push(reindent(&text[r], self.orig.as_deref(), &self.indent));
                 }
                 Tok::LineComment => self.hoisted.push(text[r].to_owned()),
                 Tok::Escline(Some(c)) => self.hoisted.push(text[c].to_owned()),
@@ -399,30 +361,18 @@ impl Inline {
             text = format!("{}=", string_text(key.repr(), key.value(), depth, true));
         }
         if let Some(ty) = entry.ty() {
-            text.push_str(&format!(
-                "({})",
-                string_text(ty.repr(), ty.value(), depth, true)
-            ));
+            text.push_str(&format!("({})", string_text(ty.repr(), ty.value(), depth, true)));
         }
         let repr = match &f.value_repr {
             repr if !repr.is_empty() => repr.clone(),
             _ => entry.value().to_string(),
         };
         match entry.value() {
-            KdlValue::String(value) => {
-                text.push_str(&string_text(Some(&repr), value, depth, false))
-            }
+            KdlValue::String(value) => text.push_str(&string_text(Some(&repr), value, depth, false)),
             _ => text.push_str(&repr),
         }
         self.items.push(text);
-        for t in [
-            &f.after_key,
-            &f.after_eq,
-            &f.before_ty_name,
-            &f.after_ty_name,
-            &f.after_ty,
-            &f.trailing,
-        ] {
+        for t in [&f.after_key, &f.after_eq, &f.before_ty_name, &f.after_ty_name, &f.after_ty, &f.trailing] {
             self.trivia(t);
         }
     }
@@ -430,16 +380,9 @@ impl Inline {
 
 /// Whether a children block holds anything worth its braces: nodes or comments.
 fn has_content(doc: &KdlDocument) -> bool {
-    let trivia = doc
-        .format()
-        .map_or(String::new(), |f| format!("{} {}", f.leading, f.trailing));
+    let trivia = doc.format().map_or(String::new(), |f| format!("{} {}", f.leading, f.trailing));
     !doc.nodes().is_empty()
-        || lex(&trivia).iter().any(|(t, _)| {
-            !matches!(
-                t,
-                Tok::Space | Tok::Newline | Tok::Semi | Tok::Escline(None)
-            )
-        })
+        || lex(&trivia).iter().any(|(t, _)| !matches!(t, Tok::Space | Tok::Newline | Tok::Semi | Tok::Escline(None)))
 }
 
 /// The canonical text of a string (a value when `keep_bare` is false, else a name, key or
@@ -450,17 +393,12 @@ fn string_text(repr: Option<&str>, value: &str, depth: usize, keep_bare: bool) -
     };
     let unhashed = repr.trim_start_matches('#');
     if unhashed.starts_with("\"\"\"") {
-        reindent_multiline(repr, value, &INDENT.repeat(depth + 1))
-            .unwrap_or_else(|| split_lines(repr).join("\n"))
+        reindent_multiline(repr, value, &INDENT.repeat(depth + 1)).unwrap_or_else(|| split_lines(repr).join("\n"))
     } else if unhashed.len() < repr.len() {
         repr.to_owned()
     } else if repr.starts_with('"') {
         // A `\` escape may have continued it over lines.
-        if split_lines(repr).len() > 1 {
-            quote(value)
-        } else {
-            repr.to_owned()
-        }
+        if split_lines(repr).len() > 1 { quote(value) } else { repr.to_owned() }
     } else if keep_bare {
         repr.to_owned()
     } else {
@@ -678,8 +616,7 @@ fn word_end(b: &[u8], start: usize) -> usize {
     let (mut i, mut depth) = (start, 0usize);
     while i < b.len() {
         let comment = b[i] == b'/' && matches!(b.get(i + 1), Some(b'/' | b'*'));
-        let stop =
-            space_len(b, i) + newline_len(b, i) > 0 || matches!(b[i], b';' | b'\\') || comment;
+        let stop = space_len(b, i) + newline_len(b, i) > 0 || matches!(b[i], b';' | b'\\') || comment;
         if depth == 0 && stop && i > start {
             break;
         }
@@ -717,25 +654,12 @@ mod tests {
     /// Formats, then checks the promises: same meaning, idempotent, tidy lines.
     fn check(src: &str) -> String {
         let out = fmt(src);
-        let (a, b) = (
-            KdlDocument::parse(src).unwrap(),
-            KdlDocument::parse(&out).unwrap(),
-        );
+        let (a, b) = (KdlDocument::parse(src).unwrap(), KdlDocument::parse(&out).unwrap());
         assert!(same_meaning(&a, &b), "meaning changed:\n{src}\n---\n{out}");
         assert_eq!(fmt(&out), out, "not idempotent; first pass:\n{out}");
-        assert!(
-            out.is_empty() || (out.ends_with('\n') && !out.ends_with("\n\n")),
-            "{out:?}"
-        );
-        assert!(
-            out.lines().all(|l| !l.ends_with(' ')),
-            "trailing space:\n{out}"
-        );
-        assert_eq!(
-            comments(src),
-            comments(&out),
-            "comments lost:\n{src}\n---\n{out}"
-        );
+        assert!(out.is_empty() || (out.ends_with('\n') && !out.ends_with("\n\n")), "{out:?}");
+        assert!(out.lines().all(|l| !l.ends_with(' ')), "trailing space:\n{out}");
+        assert_eq!(comments(src), comments(&out), "comments lost:\n{src}\n---\n{out}");
         out
     }
 
@@ -804,22 +728,13 @@ pipeline "writing-assistant" {
             check("n a b=c #true 0x1F 1.5e3 #null #\"r\\\"# \"q\\\"\" (ty)x"),
             "n \"a\" b=\"c\" #true 0x1F 1.5e3 #null #\"r\\\"# \"q\\\"\" (ty)\"x\"\n"
         );
-        assert_eq!(
-            check("\"quoted name\" \"key x\"=1"),
-            "\"quoted name\" \"key x\"=1\n"
-        );
-        assert_eq!(
-            quote("a\"\\\n\t\u{7}\u{2028}é"),
-            "\"a\\\"\\\\\\n\\t\\u{7}\\u{2028}é\""
-        );
+        assert_eq!(check("\"quoted name\" \"key x\"=1"), "\"quoted name\" \"key x\"=1\n");
+        assert_eq!(quote("a\"\\\n\t\u{7}\u{2028}é"), "\"a\\\"\\\\\\n\\t\\u{7}\\u{2028}é\"");
     }
 
     #[test]
     fn normalizes_spacing_continuations_and_semicolons() {
-        assert_eq!(
-            check("a   1   k  =  2 \\\n   3; b;c {d;e}"),
-            "a 1 k=2 3\nb\nc {\n    d\n    e\n}\n"
-        );
+        assert_eq!(check("a   1   k  =  2 \\\n   3; b;c {d;e}"), "a 1 k=2 3\nb\nc {\n    d\n    e\n}\n");
         assert_eq!(check("a {}\nb { }\nc {\n\n}"), "a\nb\nc\n");
         assert_eq!(check("\u{feff}a\r\nb\r\n"), "a\nb\n");
         assert_eq!(check(""), "");
@@ -854,20 +769,14 @@ pipeline "writing-assistant" {
 
     #[test]
     fn recovers_what_kdl_drops_after_a_closing_brace() {
-        assert_eq!(
-            check("a {\n    b\n}   // note\nc"),
-            "a {\n    b\n} // note\nc\n"
-        );
+        assert_eq!(check("a {\n    b\n}   // note\nc"), "a {\n    b\n} // note\nc\n");
         assert_eq!(check("a { b }  /* x */ ; c"), "a {\n    b\n} /* x */\nc\n");
         assert_eq!(check("a {}  // note"), "a // note\n");
     }
 
     #[test]
     fn moves_comments_out_of_entries_and_continuations() {
-        assert_eq!(
-            check("a k /* x */ = /* y */ 1 (/* t */u8)2"),
-            "a k=1 /* x */ /* y */ (u8)2 /* t */\n"
-        );
+        assert_eq!(check("a k /* x */ = /* y */ 1 (/* t */u8)2"), "a k=1 /* x */ /* y */ (u8)2 /* t */\n");
         assert_eq!(check("a 1 \\ // why\n  2"), "// why\na 1 2\n");
     }
 
@@ -890,15 +799,8 @@ pipeline "writing-assistant" {
 
     #[test]
     fn reports_parse_errors_and_excess_depth() {
-        assert!(matches!(
-            format_source("a \"unterminated"),
-            Err(FormatError::Parse(_))
-        ));
-        let deep = format!(
-            "{}{}",
-            "a {".repeat(MAX_DEPTH + 1),
-            "}".repeat(MAX_DEPTH + 1)
-        );
+        assert!(matches!(format_source("a \"unterminated"), Err(FormatError::Parse(_))));
+        let deep = format!("{}{}", "a {".repeat(MAX_DEPTH + 1), "}".repeat(MAX_DEPTH + 1));
         let Err(FormatError::TooDeep { source, .. }) = format_source(&deep) else {
             panic!("accepted {} levels", MAX_DEPTH + 1);
         };
@@ -918,17 +820,7 @@ pipeline "writing-assistant" {
                 options[(self.0 % options.len() as u64) as usize]
             }
             fn nodes(&mut self, depth: usize, out: &mut String) {
-                let between = [
-                    "",
-                    "\n",
-                    "\n\n",
-                    " // c\n",
-                    "/* c */ ",
-                    "\n  /- x 1\n",
-                    "    ",
-                    "\t",
-                    "/*\n  b\n*/\n",
-                ];
+                let between = ["", "\n", "\n\n", " // c\n", "/* c */ ", "\n  /- x 1\n", "    ", "\t", "/*\n  b\n*/\n"];
                 let entries = [
                     " 1",
                     " k=v",
@@ -948,11 +840,7 @@ pipeline "writing-assistant" {
                 for _ in 0..self.pick(&["1", "2", "3"]).parse::<usize>().unwrap_or(1) {
                     out.push_str(self.pick(&between));
                     out.push_str(self.pick(&["n", "(t)n", "\"q n\"", "/- n", "/-n"]));
-                    for _ in 0..self
-                        .pick(&["0", "1", "2", "3"])
-                        .parse::<usize>()
-                        .unwrap_or(0)
-                    {
+                    for _ in 0..self.pick(&["0", "1", "2", "3"]).parse::<usize>().unwrap_or(0) {
                         out.push_str(self.pick(&entries));
                     }
                     if depth < 3 && self.pick(&["", "", "c"]) == "c" {

@@ -179,7 +179,10 @@ pub enum ExprKind {
     List(Vec<Expr>),
     Input(InputId),
     /// Output port `port` (an index into the stage's outputs) of a stage.
-    StageOutput { stage: StageId, port: u32 },
+    StageOutput {
+        stage: StageId,
+        port: u32,
+    },
     Local(LocalId),
     /// The pipeline's output; only inside a test's `expect`.
     TestOutput,

@@ -23,7 +23,7 @@
 //! let problem = &checked.diagnostics[0];
 //! assert_eq!(problem.code(), "tailor::dsl::unknown_input");
 //! assert_eq!(problem.problem.help().as_deref(), Some("did you mean `name`?"));
-//! assert_eq!(file.line_col(problem.loc.offset), (4, 30));
+//! assert_eq!(file.line_col(problem.loc.offset), (4, 31));
 //! ```
 //!
 //! # Concepts

@@ -138,7 +138,8 @@ pub fn to_mermaid(p: &Pipeline) -> String {
     for ((from, to), what) in edges(p) {
         let _ = writeln!(s, "    {} -->|{}| {}", from.id(), mermaid_str(&what.join(", ")), to.id());
     }
-    for kind in [StageKind::Profiler, StageKind::Retriever, StageKind::Privacy, StageKind::Generator, StageKind::Judge] {
+    for kind in [StageKind::Profiler, StageKind::Retriever, StageKind::Privacy, StageKind::Generator, StageKind::Judge]
+    {
         let _ = writeln!(s, "    classDef {kind} fill:{}", colour(kind));
     }
     s

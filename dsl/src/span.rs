@@ -128,9 +128,8 @@ pub struct StringMap {
 impl StringMap {
     /// `repr_offset` is the file offset of the literal's first character.
     pub fn new(repr: &str, repr_offset: usize, decoded: &str) -> Self {
-        let starts = follow_literal(repr, decoded)
-            .map(|v| v.into_iter().map(|o| o + repr_offset).collect())
-            .unwrap_or_default();
+        let starts =
+            follow_literal(repr, decoded).map(|v| v.into_iter().map(|o| o + repr_offset).collect()).unwrap_or_default();
         StringMap { starts, fallback: repr_offset }
     }
 

@@ -161,9 +161,7 @@ impl Value {
             Value::Text(_) => Type::Text,
             Value::Number(_) => Type::Number,
             Value::Bool(_) => Type::Bool,
-            Value::List(items) => {
-                Type::list(items.first().and_then(Value::type_of).unwrap_or(Type::Any))
-            }
+            Value::List(items) => Type::list(items.first().and_then(Value::type_of).unwrap_or(Type::Any)),
             Value::Item(_) => Type::Item,
             Value::Record(_) => Type::Record,
         })
@@ -217,11 +215,7 @@ impl fmt::Display for Value {
 }
 
 pub(crate) fn write_number(f: &mut impl fmt::Write, n: f64) -> fmt::Result {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        write!(f, "{}", n as i64)
-    } else {
-        write!(f, "{n}")
-    }
+    if n.fract() == 0.0 && n.abs() < 1e15 { write!(f, "{}", n as i64) } else { write!(f, "{n}") }
 }
 
 /// Writes a value as JSON text (used by `json(…)` and for records in templates).

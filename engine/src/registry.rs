@@ -66,8 +66,18 @@ fn retrieve() -> Descriptor {
             field("method", choice(&["bm25", "dense", "hybrid"]), Some(Value::text("hybrid")), "how to score items"),
             field("k", number(1.0, 100.0, true), Some(Value::Number(5.0)), "how many items to return"),
             field("where", ConfigType::ItemFilter, None, "only items for which this condition on `item` holds"),
-            field("mmr", number(0.0, 1.0, false), None, "re-rank for diversity (maximal marginal relevance), trading relevance (1) for novelty (0)"),
-            field("recency", ConfigType::Duration, None, "boost recent items: a score halves for each half-life of age"),
+            field(
+                "mmr",
+                number(0.0, 1.0, false),
+                None,
+                "re-rank for diversity (maximal marginal relevance), trading relevance (1) for novelty (0)",
+            ),
+            field(
+                "recency",
+                ConfigType::Duration,
+                None,
+                "boost recent items: a score halves for each half-life of age",
+            ),
         ],
         grants: vec![Capability::Search],
         ..descriptor("retrieve", StageKind::Retriever, "finds the user's own history items relevant to a query")
@@ -76,31 +86,56 @@ fn retrieve() -> Descriptor {
 
 fn fuse() -> Descriptor {
     Descriptor {
-        inputs: vec![input("lists", Type::list(Type::list(Type::Item)), true, PortForm::Expression, "ranked item lists to merge")],
+        inputs: vec![input(
+            "lists",
+            Type::list(Type::list(Type::Item)),
+            true,
+            PortForm::Expression,
+            "ranked item lists to merge",
+        )],
         outputs: vec![
             output("items", Type::list(Type::Item), "the merged ranking, best first"),
             output("scores", Type::list(Type::Number), "each item's fused score"),
         ],
         config: vec![
             field("k", number(1.0, 100.0, true), Some(Value::Number(5.0)), "how many items to return"),
-            field("constant", number(1.0, 1000.0, false), Some(Value::Number(60.0)), "the reciprocal-rank-fusion constant"),
+            field(
+                "constant",
+                number(1.0, 1000.0, false),
+                Some(Value::Number(60.0)),
+                "the reciprocal-rank-fusion constant",
+            ),
         ],
         ..descriptor("fuse", StageKind::Retriever, "merges ranked lists with reciprocal-rank fusion")
     }
 }
 
 fn profile() -> Descriptor {
-    let mut summary = field("summary", ConfigType::Bool, Some(Value::Bool(false)), "also write a short summary of the user with the LLM");
+    let mut summary = field(
+        "summary",
+        ConfigType::Bool,
+        Some(Value::Bool(false)),
+        "also write a short summary of the user with the LLM",
+    );
     summary.requires = Some(Capability::Complete);
     Descriptor {
         inputs: vec![input("focus", Type::Text, false, PortForm::Expression, "what the profile should be about")],
         outputs: vec![
             output("summary", Type::Text, "an LLM-written summary of the user (empty unless `summary #true`)"),
-            output("stats", Type::Record, "statistics over the user's history: counts by kind, frequent words, typical length, field averages"),
+            output(
+                "stats",
+                Type::Record,
+                "statistics over the user's history: counts by kind, frequent words, typical length, field averages",
+            ),
         ],
         config: vec![
             summary,
-            field("max-items", number(1.0, 10_000.0, true), Some(Value::Number(200.0)), "how many recent items to profile"),
+            field(
+                "max-items",
+                number(1.0, 10_000.0, true),
+                Some(Value::Number(200.0)),
+                "how many recent items to profile",
+            ),
             field("where", ConfigType::ItemFilter, None, "only items for which this condition on `item` holds"),
         ],
         grants: vec![Capability::Search, Capability::Kv],
@@ -124,7 +159,12 @@ fn pii_redact() -> Descriptor {
                 None,
                 "which entity types to redact (default: all)",
             ),
-            field("operator", choice(&["placeholder", "mask", "tag"]), Some(Value::text("placeholder")), "how to replace what is found"),
+            field(
+                "operator",
+                choice(&["placeholder", "mask", "tag"]),
+                Some(Value::text("placeholder")),
+                "how to replace what is found",
+            ),
         ],
         ..descriptor("pii-redact", StageKind::Privacy, "finds and replaces personal data before it leaves the machine")
     }
@@ -142,7 +182,12 @@ fn generate() -> Descriptor {
         ],
         config: vec![
             field("candidates", number(1.0, 16.0, true), Some(Value::Number(1.0)), "how many candidates to sample"),
-            field("max-tokens", number(1.0, 32_768.0, true), Some(Value::Number(256.0)), "the most tokens per candidate"),
+            field(
+                "max-tokens",
+                number(1.0, 32_768.0, true),
+                Some(Value::Number(256.0)),
+                "the most tokens per candidate",
+            ),
             field("temperature", number(0.0, 2.0, false), Some(Value::Number(0.7)), "sampling temperature"),
             field("top-p", number(0.0, 1.0, false), Some(Value::Number(1.0)), "nucleus sampling"),
             field("stop", ConfigType::TextList { choices: None }, None, "stop sequences"),
@@ -165,11 +210,25 @@ fn judge() -> Descriptor {
             output("index", Type::Number, "its position in `candidates`, from 0"),
             output("certainty", Type::Number, "the judge's stated certainty, 1–100"),
             output("confident", Type::Bool, "whether certainty reached `min-certainty`"),
-            output("scores", Type::list(Type::Number), "per-candidate scores (pointwise mode) or win counts (pairwise)"),
+            output(
+                "scores",
+                Type::list(Type::Number),
+                "per-candidate scores (pointwise mode) or win counts (pairwise)",
+            ),
         ],
         config: vec![
-            field("mode", choice(&["pairwise", "pointwise"]), Some(Value::text("pairwise")), "compare candidates in pairs, or score each alone"),
-            field("min-certainty", number(1.0, 100.0, false), Some(Value::Number(1.0)), "below this certainty the verdict is not trusted"),
+            field(
+                "mode",
+                choice(&["pairwise", "pointwise"]),
+                Some(Value::text("pairwise")),
+                "compare candidates in pairs, or score each alone",
+            ),
+            field(
+                "min-certainty",
+                number(1.0, 100.0, false),
+                Some(Value::Number(1.0)),
+                "below this certainty the verdict is not trusted",
+            ),
             field("criteria", ConfigType::Text, None, "what makes a candidate better, in words"),
         ],
         grants: vec![Capability::Complete],

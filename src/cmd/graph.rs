@@ -25,13 +25,21 @@ pub fn run(path: &Path, format: GraphFormat, pipeline: Option<&str>) -> anyhow::
     let Some(p) = chosen else {
         match pipeline {
             Some(name) => eprintln!("error: {} has no pipeline `{name}` (it has: {})", file.name(), names.join(", ")),
-            None => eprintln!("error: {} holds {} pipelines; pick one with --pipeline ({})", file.name(), names.len(), names.join(", ")),
+            None => eprintln!(
+                "error: {} holds {} pipelines; pick one with --pipeline ({})",
+                file.name(),
+                names.len(),
+                names.join(", ")
+            ),
         }
         return Ok(Outcome::Failed);
     };
-    print!("{}", match format {
-        GraphFormat::Dot => to_dot(p),
-        GraphFormat::Mermaid => to_mermaid(p),
-    });
+    print!(
+        "{}",
+        match format {
+            GraphFormat::Dot => to_dot(p),
+            GraphFormat::Mermaid => to_mermaid(p),
+        }
+    );
     Ok(Outcome::Ok)
 }

@@ -61,11 +61,21 @@ impl<'d> Cx<'d> {
 }
 
 /// Lowers an expression and requires its type to fit `want`.
-pub(crate) fn lower_typed(e: &expr::Expr, want: &Type, context: &str, scope: &mut Scope<'_>, cx: &mut Cx<'_>) -> Option<ir::Expr> {
+pub(crate) fn lower_typed(
+    e: &expr::Expr,
+    want: &Type,
+    context: &str,
+    scope: &mut Scope<'_>,
+    cx: &mut Cx<'_>,
+) -> Option<ir::Expr> {
     let lowered = lower(e, scope, cx)?;
     if !lowered.ty.fits(want) {
         cx.error(
-            Problem::TypeMismatch { expected: want.to_string(), found: lowered.ty.clone(), context: context.to_string() },
+            Problem::TypeMismatch {
+                expected: want.to_string(),
+                found: lowered.ty.clone(),
+                context: context.to_string(),
+            },
             e.loc,
         );
         return None;
@@ -97,7 +107,9 @@ pub(crate) fn lower(e: &expr::Expr, scope: &mut Scope<'_>, cx: &mut Cx<'_>) -> O
                     Some(t) if t.fits(&item.ty) => Some(item.ty.clone()),
                     Some(t) => {
                         cx.error(
-                            Problem::BadOperand { message: format!("a list's elements must share one type, found {t} and {}", item.ty) },
+                            Problem::BadOperand {
+                                message: format!("a list's elements must share one type, found {t} and {}", item.ty),
+                            },
                             item.loc,
                         );
                         return None;
@@ -147,7 +159,10 @@ pub(crate) fn lower(e: &expr::Expr, scope: &mut Scope<'_>, cx: &mut Cx<'_>) -> O
         S::Call(name, name_loc, args) => {
             let Some(func) = Func::by_name(name) else {
                 let suggestion = closest(name, Func::ALL.iter().map(|f| f.name()));
-                cx.error(Problem::Unknown { kind: NameKind::Function, name: name.clone(), context: None, suggestion }, *name_loc);
+                cx.error(
+                    Problem::Unknown { kind: NameKind::Function, name: name.clone(), context: None, suggestion },
+                    *name_loc,
+                );
                 return None;
             };
             let (min, max) = func.arity();
@@ -179,7 +194,10 @@ pub(crate) fn lower(e: &expr::Expr, scope: &mut Scope<'_>, cx: &mut Cx<'_>) -> O
             let want = if *op == UnOp::Not { Type::Bool } else { Type::Number };
             if !inner.ty.fits(&want) {
                 let sym = if *op == UnOp::Not { "not" } else { "-" };
-                cx.error(Problem::BadOperand { message: format!("`{sym}` needs {want}, found {}", inner.ty) }, inner.loc);
+                cx.error(
+                    Problem::BadOperand { message: format!("`{sym}` needs {want}, found {}", inner.ty) },
+                    inner.loc,
+                );
                 return None;
             }
             typed(I::Unary(*op, Box::new(inner)), want)
@@ -204,11 +222,19 @@ fn binary_type(op: BinOp, a: &Type, b: &Type) -> Option<Type> {
     let num = |t: &Type| t.fits(&Type::Number);
     Some(match op {
         BinOp::And | BinOp::Or => {
-            if a.fits(&Type::Bool) && b.fits(&Type::Bool) { Type::Bool } else { return None }
+            if a.fits(&Type::Bool) && b.fits(&Type::Bool) {
+                Type::Bool
+            } else {
+                return None;
+            }
         }
         // Comparing values of different types is always false: a mistake, not a question.
         BinOp::Eq | BinOp::Ne => {
-            if a.fits(b) || b.fits(a) { Type::Bool } else { return None }
+            if a.fits(b) || b.fits(a) {
+                Type::Bool
+            } else {
+                return None;
+            }
         }
         BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
             let ok = (num(a) && num(b)) || (a.fits(&Type::Text) && b.fits(&Type::Text));
@@ -221,14 +247,22 @@ fn binary_type(op: BinOp, a: &Type, b: &Type) -> Option<Type> {
             _ => return None,
         },
         BinOp::Add => match (a, b) {
-            (Type::Any, t) | (t, Type::Any) if matches!(t, Type::Number | Type::Text | Type::List(_) | Type::Any) => t.clone(),
+            (Type::Any, t) | (t, Type::Any) if matches!(t, Type::Number | Type::Text | Type::List(_) | Type::Any) => {
+                t.clone()
+            }
             (Type::Number, Type::Number) => Type::Number,
             (Type::Text, Type::Text) => Type::Text,
-            (Type::List(x), Type::List(y)) if x.fits(y) => Type::List(if **x == Type::Any { y.clone() } else { x.clone() }),
+            (Type::List(x), Type::List(y)) if x.fits(y) => {
+                Type::List(if **x == Type::Any { y.clone() } else { x.clone() })
+            }
             _ => return None,
         },
         BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => {
-            if num(a) && num(b) { Type::Number } else { return None }
+            if num(a) && num(b) {
+                Type::Number
+            } else {
+                return None;
+            }
         }
     })
 }
@@ -246,15 +280,25 @@ fn lower_name(name: &str, loc: Loc, scope: &mut Scope<'_>, cx: &mut Cx<'_>) -> O
     if name == "input" {
         let names: Vec<&str> = scope.inputs.iter().map(|(n, _)| n.as_str()).collect();
         cx.error(
-            Problem::Shape { node: "input".into(), expected: format!("a field: `input.NAME` (one of: {})", list_or_none(&names)) },
+            Problem::Shape {
+                node: "input".into(),
+                expected: format!("a field: `input.NAME` (one of: {})", list_or_none(&names)),
+            },
             loc,
         );
         return None;
     }
     if let Some(i) = scope.stage(name) {
-        let ports = scope.stages[i].outputs.as_ref().map(|o| o.iter().map(|p| p.name.as_str()).collect::<Vec<_>>()).unwrap_or_default();
+        let ports = scope.stages[i]
+            .outputs
+            .as_ref()
+            .map(|o| o.iter().map(|p| p.name.as_str()).collect::<Vec<_>>())
+            .unwrap_or_default();
         cx.error(
-            Problem::Shape { node: name.into(), expected: format!("a port: `{name}.PORT` (one of: {})", list_or_none(&ports)) },
+            Problem::Shape {
+                node: name.into(),
+                expected: format!("a port: `{name}.PORT` (one of: {})", list_or_none(&ports)),
+            },
             loc,
         );
         return None;
@@ -275,13 +319,23 @@ fn lower_input(field: &str, field_loc: Loc, loc: Loc, scope: &Scope<'_>, cx: &mu
         Some(i) => Some(ir::Expr { kind: I::Input(InputId(i as u32)), ty: scope.inputs[i].1.clone(), loc }),
         None => {
             let suggestion = closest(field, scope.inputs.iter().map(|(n, _)| n.as_str()));
-            cx.error(Problem::Unknown { kind: NameKind::Input, name: field.into(), context: None, suggestion }, field_loc);
+            cx.error(
+                Problem::Unknown { kind: NameKind::Input, name: field.into(), context: None, suggestion },
+                field_loc,
+            );
             None
         }
     }
 }
 
-fn lower_port(stage: usize, field: &str, field_loc: Loc, loc: Loc, scope: &Scope<'_>, cx: &mut Cx<'_>) -> Option<ir::Expr> {
+fn lower_port(
+    stage: usize,
+    field: &str,
+    field_loc: Loc,
+    loc: Loc,
+    scope: &Scope<'_>,
+    cx: &mut Cx<'_>,
+) -> Option<ir::Expr> {
     cx.deps.entry(stage).or_insert(loc);
     let sig = &scope.stages[stage];
     let outputs = sig.outputs.as_ref()?;
@@ -324,7 +378,11 @@ fn lower_parts(parts: &[expr::Part], scope: &mut Scope<'_>, cx: &mut Cx<'_>) -> 
                     Some(Type::Any) => Some(Type::Any),
                     Some(other) => {
                         cx.error(
-                            Problem::TypeMismatch { expected: "a list".into(), found: other.clone(), context: "`{{ for }}` loops over a list".into() },
+                            Problem::TypeMismatch {
+                                expected: "a list".into(),
+                                found: other.clone(),
+                                context: "`{{ for }}` loops over a list".into(),
+                            },
                             list.as_ref().map_or(*var_loc, |l| l.loc),
                         );
                         None
@@ -333,8 +391,15 @@ fn lower_parts(parts: &[expr::Part], scope: &mut Scope<'_>, cx: &mut Cx<'_>) -> 
                 };
                 let shadows = scope.stages.iter().any(|s| s.name == *var) || scope.locals.iter().any(|(n, _)| n == var);
                 if super::RESERVED.contains(&var.as_str()) || shadows {
-                    let what = if shadows { "a loop variable must not hide a stage or an outer loop variable" } else { "reserved word" };
-                    cx.error(Problem::InvalidName { kind: NameKind::Variable, name: var.clone(), reason: what }, *var_loc);
+                    let what = if shadows {
+                        "a loop variable must not hide a stage or an outer loop variable"
+                    } else {
+                        "reserved word"
+                    };
+                    cx.error(
+                        Problem::InvalidName { kind: NameKind::Variable, name: var.clone(), reason: what },
+                        *var_loc,
+                    );
                 }
                 scope.locals.push((var.clone(), elem.clone().unwrap_or(Type::Any)));
                 let var_id = LocalId((scope.locals.len() - 1) as u32);

@@ -45,7 +45,8 @@ pub(crate) fn find_cycles(deps: &[BTreeMap<usize, Loc>]) -> Vec<Cycle> {
                         stack.push((succ, deps[succ].keys().rev().copied().collect()));
                     }
                     Color::Gray => {
-                        let start = path.iter().position(|&s| s == succ).expect("invariant: gray nodes are on the path");
+                        let start =
+                            path.iter().position(|&s| s == succ).expect("invariant: gray nodes are on the path");
                         let stages: Vec<usize> = path[start..].to_vec();
                         let mut key = stages.clone();
                         key.sort_unstable();

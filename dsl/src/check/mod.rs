@@ -52,8 +52,11 @@ pub fn check_file(file: &SourceFile, registry: &dyn Registry) -> Checked {
         if !decl.name.text.is_empty() {
             if let Some(first) = names.get(decl.name.text.as_str()) {
                 diagnostics.push(
-                    Diagnostic::error(Problem::Duplicate { kind: NameKind::Pipeline, name: decl.name.text.clone() }, decl.name.loc)
-                        .with_related(*first, "first defined here"),
+                    Diagnostic::error(
+                        Problem::Duplicate { kind: NameKind::Pipeline, name: decl.name.text.clone() },
+                        decl.name.loc,
+                    )
+                    .with_related(*first, "first defined here"),
                 );
             }
             names.entry(&decl.name.text).or_insert(decl.name.loc);
@@ -73,7 +76,8 @@ pub fn check_file(file: &SourceFile, registry: &dyn Registry) -> Checked {
 /// Is `name` an identifier: ASCII letter or `_`, then letters, digits, `_`?
 pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Pipeline names appear in URLs and as the `model` of chat completions.
@@ -114,8 +118,12 @@ fn check_name(name: &Name, kind: NameKind, diags: &mut Vec<Diagnostic>) {
 fn check_pipeline(decl: &PipelineDecl, registry: &dyn Registry, diags: &mut Vec<Diagnostic>) -> Option<ir::Pipeline> {
     let errors_before = count_errors(diags);
     if !(decl.name.text.is_empty() && decl.name.loc.len == 0) && !is_pipeline_name(&decl.name.text) {
-        let reason = "pipeline names are letters, digits, `-`, `_` and `.` (at most 64), starting with a letter or digit";
-        diags.push(Diagnostic::error(Problem::InvalidName { kind: NameKind::Pipeline, name: decl.name.text.clone(), reason }, decl.name.loc));
+        let reason =
+            "pipeline names are letters, digits, `-`, `_` and `.` (at most 64), starting with a letter or digit";
+        diags.push(Diagnostic::error(
+            Problem::InvalidName { kind: NameKind::Pipeline, name: decl.name.text.clone(), reason },
+            decl.name.loc,
+        ));
     }
 
     // Inputs.
@@ -123,10 +131,15 @@ fn check_pipeline(decl: &PipelineDecl, registry: &dyn Registry, diags: &mut Vec<
     let mut input_sigs: Vec<(String, Type)> = Vec::new();
     for input in &decl.inputs {
         check_name(&input.name, NameKind::Input, diags);
-        if let Some(first) = decl.inputs.iter().take_while(|i| !std::ptr::eq(*i, input)).find(|i| i.name.text == input.name.text) {
+        if let Some(first) =
+            decl.inputs.iter().take_while(|i| !std::ptr::eq(*i, input)).find(|i| i.name.text == input.name.text)
+        {
             diags.push(
-                Diagnostic::error(Problem::Duplicate { kind: NameKind::Input, name: input.name.text.clone() }, input.name.loc)
-                    .with_related(first.name.loc, "first declared here"),
+                Diagnostic::error(
+                    Problem::Duplicate { kind: NameKind::Input, name: input.name.text.clone() },
+                    input.name.loc,
+                )
+                .with_related(first.name.loc, "first declared here"),
             );
             continue;
         }
@@ -135,7 +148,11 @@ fn check_pipeline(decl: &PipelineDecl, registry: &dyn Registry, diags: &mut Vec<
             Some(v) => Some(v),
             None => {
                 diags.push(Diagnostic::error(
-                    Problem::TypeMismatch { expected: ty.to_string(), found: stage::lit_type(&arg.value), context: format!("the default of input `{}`", input.name.text) },
+                    Problem::TypeMismatch {
+                        expected: ty.to_string(),
+                        found: stage::lit_type(&arg.value),
+                        context: format!("the default of input `{}`", input.name.text),
+                    },
                     arg.loc,
                 ));
                 None
@@ -150,16 +167,25 @@ fn check_pipeline(decl: &PipelineDecl, registry: &dyn Registry, diags: &mut Vec<
     let mut sigs: Vec<StageSig> = Vec::new();
     for (i, stage) in decl.stages.iter().enumerate() {
         check_name(&stage.name, NameKind::Stage, diags);
-        if let Some(first) = decl.stages[..i].iter().find(|s| s.name.text == stage.name.text && !s.name.text.is_empty()) {
+        if let Some(first) = decl.stages[..i].iter().find(|s| s.name.text == stage.name.text && !s.name.text.is_empty())
+        {
             diags.push(
-                Diagnostic::error(Problem::Duplicate { kind: NameKind::Stage, name: stage.name.text.clone() }, stage.name.loc)
-                    .with_related(first.name.loc, "first defined here"),
+                Diagnostic::error(
+                    Problem::Duplicate { kind: NameKind::Stage, name: stage.name.text.clone() },
+                    stage.name.loc,
+                )
+                .with_related(first.name.loc, "first defined here"),
             );
         }
         if input_sigs.iter().any(|(n, _)| *n == stage.name.text) {
             // Not ambiguous (inputs live under `input.`), but confusing in graphs and traces.
-            diags.push(Diagnostic::warning(Problem::Duplicate { kind: NameKind::Stage, name: stage.name.text.clone() }, stage.name.loc)
-                .with_label("an input has the same name"));
+            diags.push(
+                Diagnostic::warning(
+                    Problem::Duplicate { kind: NameKind::Stage, name: stage.name.text.clone() },
+                    stage.name.loc,
+                )
+                .with_label("an input has the same name"),
+            );
         }
         let desc = stage.uses.as_ref().and_then(|u| resolve_plugin(u, registry, diags));
         sigs.push(StageSig {
@@ -188,7 +214,10 @@ fn check_pipeline(decl: &PipelineDecl, registry: &dyn Registry, diags: &mut Vec<
         Some(out) => out.expr.as_ref().and_then(|e| self::expr::lower(e, &mut scope, &mut output_cx)),
         None => {
             output_cx.diags.push(Diagnostic::error(
-                Problem::Missing { node: format!("pipeline `{}`", decl.name.text), what: "an `output \"EXPRESSION\"`".into() },
+                Problem::Missing {
+                    node: format!("pipeline `{}`", decl.name.text),
+                    what: "an `output \"EXPRESSION\"`".into(),
+                },
                 decl.name.loc,
             ));
             None
@@ -206,7 +235,10 @@ fn check_pipeline(decl: &PipelineDecl, registry: &dyn Registry, diags: &mut Vec<
         let mut d = Diagnostic::error(Problem::Cycle { path }, decl.stages[first].name.loc);
         for (k, &s) in cycle.stages.iter().enumerate() {
             let next = cycle.stages[(k + 1) % cycle.stages.len()];
-            d = d.with_related(cycle.edges[k], format!("`{}` reads `{}` here", decl.stages[s].name.text, decl.stages[next].name.text));
+            d = d.with_related(
+                cycle.edges[k],
+                format!("`{}` reads `{}` here", decl.stages[s].name.text, decl.stages[next].name.text),
+            );
         }
         diags.push(d);
     }
@@ -233,15 +265,22 @@ fn check_pipeline(decl: &PipelineDecl, registry: &dyn Registry, diags: &mut Vec<
     for (i, test) in decl.tests.iter().enumerate() {
         if test.name.text.trim().is_empty() && test.name.loc.len > 0 {
             let reason = "a test's name says what it checks";
-            diags.push(Diagnostic::error(Problem::InvalidName { kind: NameKind::Test, name: test.name.text.clone(), reason }, test.name.loc));
+            diags.push(Diagnostic::error(
+                Problem::InvalidName { kind: NameKind::Test, name: test.name.text.clone(), reason },
+                test.name.loc,
+            ));
         }
         if let Some(first) = decl.tests[..i].iter().find(|t| t.name.text == test.name.text && !t.name.text.is_empty()) {
             diags.push(
-                Diagnostic::error(Problem::Duplicate { kind: NameKind::Test, name: test.name.text.clone() }, test.name.loc)
-                    .with_related(first.name.loc, "first defined here"),
+                Diagnostic::error(
+                    Problem::Duplicate { kind: NameKind::Test, name: test.name.text.clone() },
+                    test.name.loc,
+                )
+                .with_related(first.name.loc, "first defined here"),
             );
         }
-        let mut test_scope = Scope { inputs: &input_sigs, stages: &sigs, locals: Vec::new(), output: Some(output_ty.clone()) };
+        let mut test_scope =
+            Scope { inputs: &input_sigs, stages: &sigs, locals: Vec::new(), output: Some(output_ty.clone()) };
         if let Some(t) = check_test(test, &inputs, &mut test_scope, diags) {
             tests.push(t);
         }
@@ -272,7 +311,11 @@ fn resolve_plugin(uses: &Name, registry: &dyn Registry, diags: &mut Vec<Diagnost
     };
     let Ok(req) = semver::VersionReq::parse(requirement) else {
         diags.push(Diagnostic::error(
-            Problem::BadValue { key: "use".into(), reason: format!("`{requirement}` is not a version requirement such as `^1.2`"), suggestion: None },
+            Problem::BadValue {
+                key: "use".into(),
+                reason: format!("`{requirement}` is not a version requirement such as `^1.2`"),
+                suggestion: None,
+            },
             uses.loc,
         ));
         return None;
@@ -285,7 +328,10 @@ fn resolve_plugin(uses: &Name, registry: &dyn Registry, diags: &mut Vec<Diagnost
             let prefixed = format!("builtin:{name}");
             suggestion = names.iter().find(|n| **n == prefixed).cloned();
         }
-        diags.push(Diagnostic::error(Problem::Unknown { kind: NameKind::Plugin, name: name.into(), context: None, suggestion }, uses.loc));
+        diags.push(Diagnostic::error(
+            Problem::Unknown { kind: NameKind::Plugin, name: name.into(), context: None, suggestion },
+            uses.loc,
+        ));
         return None;
     }
     let best = versions.iter().filter(|d| req.matches(&d.version)).max_by(|a, b| a.version.cmp(&b.version)).cloned();
@@ -293,14 +339,23 @@ fn resolve_plugin(uses: &Name, registry: &dyn Registry, diags: &mut Vec<Diagnost
         let mut available: Vec<String> = versions.iter().map(|d| d.version.to_string()).collect();
         available.sort();
         diags.push(Diagnostic::error(
-            Problem::NoMatchingVersion { name: name.into(), requirement: requirement.into(), available: available.join(", ") },
+            Problem::NoMatchingVersion {
+                name: name.into(),
+                requirement: requirement.into(),
+                available: available.join(", "),
+            },
             uses.loc,
         ));
     }
     best
 }
 
-fn check_test(test: &TestDecl, inputs: &[ir::Input], scope: &mut Scope<'_>, diags: &mut Vec<Diagnostic>) -> Option<ir::TestCase> {
+fn check_test(
+    test: &TestDecl,
+    inputs: &[ir::Input],
+    scope: &mut Scope<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ir::TestCase> {
     let errors_before = count_errors(diags);
     let mut given: Vec<Option<Value>> = vec![None; inputs.len()];
     for (k, (name, arg)) in test.inputs.iter().enumerate() {
@@ -313,7 +368,12 @@ fn check_test(test: &TestDecl, inputs: &[ir::Input], scope: &mut Scope<'_>, diag
         }
         let Some(i) = inputs.iter().position(|inp| inp.name == name.text) else {
             diags.push(Diagnostic::error(
-                Problem::Unknown { kind: NameKind::Input, name: name.text.clone(), context: None, suggestion: closest(&name.text, inputs.iter().map(|i| i.name.as_str())) },
+                Problem::Unknown {
+                    kind: NameKind::Input,
+                    name: name.text.clone(),
+                    context: None,
+                    suggestion: closest(&name.text, inputs.iter().map(|i| i.name.as_str())),
+                },
                 name.loc,
             ));
             continue;
@@ -324,9 +384,13 @@ fn check_test(test: &TestDecl, inputs: &[ir::Input], scope: &mut Scope<'_>, diag
                 // Given, though wrong: not also "missing".
                 given[i] = Some(inputs[i].ty.zero());
                 diags.push(Diagnostic::error(
-                Problem::TypeMismatch { expected: inputs[i].ty.to_string(), found: stage::lit_type(&arg.value), context: format!("input `{}`", name.text) },
-                arg.loc,
-            ));
+                    Problem::TypeMismatch {
+                        expected: inputs[i].ty.to_string(),
+                        found: stage::lit_type(&arg.value),
+                        context: format!("input `{}`", name.text),
+                    },
+                    arg.loc,
+                ));
             }
         }
     }
@@ -360,7 +424,10 @@ fn check_test(test: &TestDecl, inputs: &[ir::Input], scope: &mut Scope<'_>, diag
         test.expects.iter().map(|e| lower_typed(e, &Type::Bool, "`expect` is a condition", scope, &mut cx)).collect();
     if test.expects.is_empty() {
         cx.diags.push(Diagnostic::error(
-            Problem::Missing { node: format!("test `{}`", test.name.text), what: "at least one `expect \"CONDITION\"`".into() },
+            Problem::Missing {
+                node: format!("test `{}`", test.name.text),
+                what: "at least one `expect \"CONDITION\"`".into(),
+            },
             test.name.loc,
         ));
     }

@@ -116,8 +116,11 @@ pub(crate) fn check_stage(
     for port in desc.inputs.iter().filter(|p| p.required) {
         if !seen.contains_key(port.name.as_str()) {
             cx.diags.push(
-                Diagnostic::error(Problem::MissingInput { stage: decl.name.text.clone(), port: port.name.clone() }, decl.name.loc)
-                    .with_label(format!("{} needs `{}` ({})", desc.name, port.name, port.ty)),
+                Diagnostic::error(
+                    Problem::MissingInput { stage: decl.name.text.clone(), port: port.name.clone() },
+                    decl.name.loc,
+                )
+                .with_label(format!("{} needs `{}` ({})", desc.name, port.name, port.ty)),
             );
         }
     }
@@ -127,7 +130,11 @@ pub(crate) fn check_stage(
     let timeout = match decl.timeout {
         Some((d, loc)) if d.is_zero() || d > MAX_TIMEOUT => {
             cx.diags.push(Diagnostic::error(
-                Problem::BadValue { key: "timeout".into(), reason: format!("must be more than 0s and at most {}s", MAX_TIMEOUT.as_secs()), suggestion: None },
+                Problem::BadValue {
+                    key: "timeout".into(),
+                    reason: format!("must be more than 0s and at most {}s", MAX_TIMEOUT.as_secs()),
+                    suggestion: None,
+                },
                 loc,
             ));
             DEFAULT_TIMEOUT
@@ -164,18 +171,27 @@ fn one_string<'e>(entry: &'e EntryDecl, expected: &str, diags: &mut Vec<Diagnost
     match entry.args.as_slice() {
         [arg @ Arg { value: Lit::Text(_), .. }] => Some(arg),
         [] => {
-            diags.push(Diagnostic::error(Problem::Missing { node: entry.key.text.clone(), what: expected.into() }, entry.loc));
+            diags.push(Diagnostic::error(
+                Problem::Missing { node: entry.key.text.clone(), what: expected.into() },
+                entry.loc,
+            ));
             None
         }
         [arg] => {
             diags.push(Diagnostic::error(
-                Problem::Shape { node: entry.key.text.clone(), expected: format!("{expected}, found {}", arg.value.describe()) },
+                Problem::Shape {
+                    node: entry.key.text.clone(),
+                    expected: format!("{expected}, found {}", arg.value.describe()),
+                },
                 arg.loc,
             ));
             None
         }
         [_, extra, ..] => {
-            diags.push(Diagnostic::error(Problem::Shape { node: entry.key.text.clone(), expected: expected.into() }, extra.loc));
+            diags.push(Diagnostic::error(
+                Problem::Shape { node: entry.key.text.clone(), expected: expected.into() },
+                extra.loc,
+            ));
             None
         }
     }
@@ -188,7 +204,10 @@ fn check_setting(entry: &EntryDecl, ty: &ConfigType, scope: &mut Scope<'_>, cx: 
     };
     if let ConfigType::TextList { choices } = ty {
         if entry.args.is_empty() {
-            cx.diags.push(Diagnostic::error(Problem::Missing { node: key.into(), what: "one or more strings".into() }, entry.loc));
+            cx.diags.push(Diagnostic::error(
+                Problem::Missing { node: key.into(), what: "one or more strings".into() },
+                entry.loc,
+            ));
             return None;
         }
         let mut values = Vec::new();
@@ -200,7 +219,9 @@ fn check_setting(entry: &EntryDecl, ty: &ConfigType, scope: &mut Scope<'_>, cx: 
                     arg.loc,
                 )),
                 (Lit::Text(s), _) => values.push(Value::text(s.as_str())),
-                (other, _) => cx.diags.push(bad(format!("expected a string, found {}", other.describe()), None, arg.loc)),
+                (other, _) => {
+                    cx.diags.push(bad(format!("expected a string, found {}", other.describe()), None, arg.loc))
+                }
             }
         }
         return (values.len() == entry.args.len()).then(|| SettingValue::Value(Value::list(values)));
@@ -243,20 +264,33 @@ fn check_setting(entry: &EntryDecl, ty: &ConfigType, scope: &mut Scope<'_>, cx: 
             if choices.contains(s) {
                 Some(SettingValue::Value(Value::text(s.as_str())))
             } else {
-                cx.diags.push(bad(format!("`{s}` is not one of {}", choices.join(", ")), closest(s, choices.iter().map(String::as_str)), arg.loc));
+                cx.diags.push(bad(
+                    format!("`{s}` is not one of {}", choices.join(", ")),
+                    closest(s, choices.iter().map(String::as_str)),
+                    arg.loc,
+                ));
                 None
             }
         }
         (ConfigType::Duration, Lit::Text(s)) => match parse_duration(s) {
             Some(d) => Some(SettingValue::Duration(d)),
             None => {
-                cx.diags.push(bad(format!("`{s}` is not a duration such as \"30s\", \"15m\" or \"24h\""), None, arg.loc));
+                cx.diags.push(bad(
+                    format!("`{s}` is not a duration such as \"30s\", \"15m\" or \"24h\""),
+                    None,
+                    arg.loc,
+                ));
                 None
             }
         },
         (ConfigType::ItemFilter, Lit::Text(_)) => {
             let e = parse_expr_arg(arg, "filter", cx.diags)?;
-            let mut filter_scope = Scope { inputs: scope.inputs, stages: scope.stages, locals: vec![("item".into(), Type::Item)], output: None };
+            let mut filter_scope = Scope {
+                inputs: scope.inputs,
+                stages: scope.stages,
+                locals: vec![("item".into(), Type::Item)],
+                output: None,
+            };
             let lowered = lower_typed(&e, &Type::Bool, "a filter is a condition on `item`", &mut filter_scope, cx)?;
             Some(SettingValue::ItemFilter(lowered))
         }
@@ -267,11 +301,19 @@ fn check_setting(entry: &EntryDecl, ty: &ConfigType, scope: &mut Scope<'_>, cx: 
     }
 }
 
-fn check_grants(decl: &StageDecl, desc: &Descriptor, config: &[Setting], diags: &mut Vec<Diagnostic>) -> BTreeSet<Capability> {
+fn check_grants(
+    decl: &StageDecl,
+    desc: &Descriptor,
+    config: &[Setting],
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeSet<Capability> {
     let mut granted = BTreeSet::new();
     for name in &decl.grants {
         match Capability::parse(&name.text) {
-            Some(c) if !granted.insert(c) => diags.push(Diagnostic::error(Problem::Duplicate { kind: NameKind::Capability, name: name.text.clone() }, name.loc)),
+            Some(c) if !granted.insert(c) => diags.push(Diagnostic::error(
+                Problem::Duplicate { kind: NameKind::Capability, name: name.text.clone() },
+                name.loc,
+            )),
             Some(_) => {}
             None => diags.push(Diagnostic::error(
                 Problem::Unknown {
@@ -298,15 +340,21 @@ fn check_grants(decl: &StageDecl, desc: &Descriptor, config: &[Setting], diags: 
         if !cap.is_ambient() && !granted.contains(&cap) {
             granted.insert(cap); // report each missing capability once
             diags.push(
-                Diagnostic::error(Problem::Ungranted { stage: decl.name.text.clone(), capability: cap.to_string(), reason }, loc)
-                    .with_label(format!("`{cap}` is not granted")),
+                Diagnostic::error(
+                    Problem::Ungranted { stage: decl.name.text.clone(), capability: cap.to_string(), reason },
+                    loc,
+                )
+                .with_label(format!("`{cap}` is not granted")),
             );
         }
     }
     for name in &decl.grants {
         if let Some(cap) = Capability::parse(&name.text) {
             if !cap.is_ambient() && !desc.may_use(cap) {
-                diags.push(Diagnostic::warning(Problem::UnusedGrant { stage: decl.name.text.clone(), capability: cap.to_string() }, name.loc));
+                diags.push(Diagnostic::warning(
+                    Problem::UnusedGrant { stage: decl.name.text.clone(), capability: cap.to_string() },
+                    name.loc,
+                ));
             }
         }
     }
@@ -321,7 +369,10 @@ fn check_on_error(decl: &StageDecl, desc: &Descriptor, diags: &mut Vec<Diagnosti
         (Some(OnErrorDecl::Fallback), None) => {
             let loc = decl.on_error.map_or(decl.loc, |(_, l)| l);
             diags.push(Diagnostic::error(
-                Problem::Missing { node: format!("stage `{}`", decl.name.text), what: "a `fallback PORT=VALUE…` line for on-error=\"fallback\"".into() },
+                Problem::Missing {
+                    node: format!("stage `{}`", decl.name.text),
+                    what: "a `fallback PORT=VALUE…` line for on-error=\"fallback\"".into(),
+                },
                 loc,
             ));
             None
@@ -361,12 +412,10 @@ fn check_on_error(decl: &StageDecl, desc: &Descriptor, diags: &mut Vec<Diagnosti
             ok.then_some(OnError::Fallback(values))
         }
         (_, Some(fallback)) => {
-            diags.push(
-                Diagnostic::error(
-                    Problem::Shape { node: "fallback".into(), expected: "on-error=\"fallback\" on its stage".into() },
-                    fallback.loc,
-                ),
-            );
+            diags.push(Diagnostic::error(
+                Problem::Shape { node: "fallback".into(), expected: "on-error=\"fallback\" on its stage".into() },
+                fallback.loc,
+            ));
             None
         }
         (Some(OnErrorDecl::Skip), None) => Some(OnError::Skip),

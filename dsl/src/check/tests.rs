@@ -6,7 +6,8 @@ use crate::diagnostic::Severity;
 use crate::types::Type;
 
 fn registry() -> StaticRegistry {
-    let port = |name: &str, ty: Type, form| InputPort { name: name.into(), ty, required: true, form, doc: String::new() };
+    let port =
+        |name: &str, ty: Type, form| InputPort { name: name.into(), ty, required: true, form, doc: String::new() };
     let out = |name: &str, ty: Type| OutputPort { name: name.into(), ty, doc: String::new() };
     let base = |name: &str, kind| Descriptor {
         name: name.into(),
@@ -18,17 +19,47 @@ fn registry() -> StaticRegistry {
         config: vec![],
         grants: vec![],
     };
-    let mut summary = ConfigField { name: "summary".into(), ty: ConfigType::Bool, default: None, requires: Some(Capability::Complete), doc: String::new() };
+    let mut summary = ConfigField {
+        name: "summary".into(),
+        ty: ConfigType::Bool,
+        default: None,
+        requires: Some(Capability::Complete),
+        doc: String::new(),
+    };
     summary.default = Some(Value::Bool(false));
     StaticRegistry::new([
         Descriptor {
             inputs: vec![port("query", Type::Text, PortForm::Expression)],
             outputs: vec![out("items", Type::list(Type::Item))],
             config: vec![
-                ConfigField { name: "k".into(), ty: ConfigType::Number { min: 1.0, max: 10.0, integer: true }, default: None, requires: None, doc: String::new() },
-                ConfigField { name: "method".into(), ty: ConfigType::Choice(vec!["bm25".into(), "dense".into()]), default: None, requires: None, doc: String::new() },
-                ConfigField { name: "where".into(), ty: ConfigType::ItemFilter, default: None, requires: None, doc: String::new() },
-                ConfigField { name: "every".into(), ty: ConfigType::Duration, default: None, requires: None, doc: String::new() },
+                ConfigField {
+                    name: "k".into(),
+                    ty: ConfigType::Number { min: 1.0, max: 10.0, integer: true },
+                    default: None,
+                    requires: None,
+                    doc: String::new(),
+                },
+                ConfigField {
+                    name: "method".into(),
+                    ty: ConfigType::Choice(vec!["bm25".into(), "dense".into()]),
+                    default: None,
+                    requires: None,
+                    doc: String::new(),
+                },
+                ConfigField {
+                    name: "where".into(),
+                    ty: ConfigType::ItemFilter,
+                    default: None,
+                    requires: None,
+                    doc: String::new(),
+                },
+                ConfigField {
+                    name: "every".into(),
+                    ty: ConfigType::Duration,
+                    default: None,
+                    requires: None,
+                    doc: String::new(),
+                },
                 summary,
             ],
             grants: vec![Capability::Search],
@@ -223,8 +254,10 @@ fn rejects_non_integer_where_integer_expected() {
 
 #[test]
 fn filters_see_item_and_must_be_conditions() {
-    let ok = run(r#"stage "a" use="find" grants="search" { query "input.q"; where "item.kind == 'paper' and days_since(item.timestamp) < 30" }
-    output "a.items""#);
+    let ok = run(
+        r#"stage "a" use="find" grants="search" { query "input.q"; where "item.kind == 'paper' and days_since(item.timestamp) < 30" }
+    output "a.items""#,
+    );
     assert!(codes(&ok).is_empty(), "{:#?}", ok.diagnostics);
     let bad = run(r#"stage "a" use="find" grants="search" { query "input.q"; where "item.kind" }
     output "a.items""#);

@@ -105,9 +105,17 @@ pub struct Template {
 pub enum Part {
     Text(String),
     Expr(Expr),
-    For { var: String, var_loc: Loc, list: Expr, body: Vec<Part> },
+    For {
+        var: String,
+        var_loc: Loc,
+        list: Expr,
+        body: Vec<Part>,
+    },
     /// `if`/`elif` branches in order, then the `else` body (empty when absent).
-    If { branches: Vec<(Expr, Vec<Part>)>, otherwise: Vec<Part> },
+    If {
+        branches: Vec<(Expr, Vec<Part>)>,
+        otherwise: Vec<Part>,
+    },
 }
 
 /// Why an expression or template string was refused.
@@ -124,9 +132,9 @@ pub enum SyntaxError {
 impl SyntaxError {
     pub fn loc(&self) -> Loc {
         match self {
-            SyntaxError::Grammar { loc, .. }
-            | SyntaxError::TooComplex { loc, .. }
-            | SyntaxError::Block { loc, .. } => *loc,
+            SyntaxError::Grammar { loc, .. } | SyntaxError::TooComplex { loc, .. } | SyntaxError::Block { loc, .. } => {
+                *loc
+            }
         }
     }
 }

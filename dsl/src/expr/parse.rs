@@ -27,9 +27,7 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
             | Op::infix(Rule::ge, Assoc::Left)
             | Op::infix(Rule::in_op, Assoc::Left))
         .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-        .op(Op::infix(Rule::mul, Assoc::Left)
-            | Op::infix(Rule::div, Assoc::Left)
-            | Op::infix(Rule::rem, Assoc::Left))
+        .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left) | Op::infix(Rule::rem, Assoc::Left))
         .op(Op::prefix(Rule::neg))
         .op(Op::postfix(Rule::field) | Op::postfix(Rule::index))
 });
@@ -42,8 +40,7 @@ pub fn parse_expression(src: &str, map: &StringMap) -> Result<Expr, SyntaxError>
             loc: map.loc(0, src.len()),
         });
     }
-    check_bounds(src, false)
-        .map_err(|(at, reason)| SyntaxError::TooComplex { reason, loc: map.loc(at, at + 1) })?;
+    check_bounds(src, false).map_err(|(at, reason)| SyntaxError::TooComplex { reason, loc: map.loc(at, at + 1) })?;
     let mut pairs = Grammar::parse(Rule::expression, src).map_err(|e| grammar_error(e, map))?;
     let expression = pairs.next().expect("invariant: `expression` matched");
     let expr = expression.into_inner().next().expect("invariant: `expression` holds an `expr`");

@@ -18,8 +18,7 @@ pub fn parse_template(src: &str, map: &StringMap) -> Result<Template, SyntaxErro
             loc: map.loc(0, 0),
         });
     }
-    check_bounds(src, true)
-        .map_err(|(at, reason)| SyntaxError::TooComplex { reason, loc: map.loc(at, at + 1) })?;
+    check_bounds(src, true).map_err(|(at, reason)| SyntaxError::TooComplex { reason, loc: map.loc(at, at + 1) })?;
     let mut pairs = Grammar::parse(Rule::template, src).map_err(|e| grammar_error(e, map))?;
     let template = pairs.next().expect("invariant: `template` matched");
     let tokens = tokens(template, map);
@@ -83,10 +82,7 @@ fn tokens(template: Pair<'_, Rule>, map: &StringMap) -> Vec<Token> {
 }
 
 fn first_expr(pair: Pair<'_, Rule>, map: &StringMap) -> Expr {
-    let expr = pair
-        .into_inner()
-        .find(|p| p.as_rule() == Rule::expr)
-        .expect("invariant: tag holds an expr");
+    let expr = pair.into_inner().find(|p| p.as_rule() == Rule::expr).expect("invariant: tag holds an expr");
     lower_expr(expr.into_inner(), map)
 }
 
@@ -141,14 +137,10 @@ fn build(tokens: Vec<Token>) -> Result<Template, SyntaxError> {
         };
         match tag {
             Tag::Expr(e) => body.push(Part::Expr(e)),
-            Tag::For { var, var_loc, list } => {
-                push_block(&mut stack, loc, OpenBlock::For { var, var_loc, list })?
+            Tag::For { var, var_loc, list } => push_block(&mut stack, loc, OpenBlock::For { var, var_loc, list })?,
+            Tag::If(condition) => {
+                push_block(&mut stack, loc, OpenBlock::If { branches: Vec::new(), condition, in_else: false })?
             }
-            Tag::If(condition) => push_block(
-                &mut stack,
-                loc,
-                OpenBlock::If { branches: Vec::new(), condition, in_else: false },
-            )?,
             Tag::Elif(next) => match stack.last_mut() {
                 Some(Open { block: OpenBlock::If { branches, condition, in_else: false }, body, .. }) => {
                     let done = std::mem::replace(condition, next);
@@ -160,9 +152,7 @@ fn build(tokens: Vec<Token>) -> Result<Template, SyntaxError> {
                 _ => return Err(stray(loc, "`{{ elif }}` outside an `{{ if }}` block")),
             },
             Tag::Else => match stack.last_mut() {
-                Some(Open { block: OpenBlock::If { branches, condition, in_else }, body, .. })
-                    if !*in_else =>
-                {
+                Some(Open { block: OpenBlock::If { branches, condition, in_else }, body, .. }) if !*in_else => {
                     branches.push((condition.clone(), std::mem::take(body)));
                     *in_else = true;
                 }
@@ -176,9 +166,7 @@ fn build(tokens: Vec<Token>) -> Result<Template, SyntaxError> {
                     return Err(stray(loc, "`{{ end }}` without an open `{{ for }}` or `{{ if }}`"));
                 };
                 let part = match open.block {
-                    OpenBlock::For { var, var_loc, list } => {
-                        Part::For { var, var_loc, list, body: open.body }
-                    }
+                    OpenBlock::For { var, var_loc, list } => Part::For { var, var_loc, list, body: open.body },
                     OpenBlock::If { mut branches, condition, in_else } => {
                         if in_else {
                             Part::If { branches, otherwise: open.body }
@@ -210,10 +198,7 @@ fn build(tokens: Vec<Token>) -> Result<Template, SyntaxError> {
 
 fn push_block(stack: &mut Vec<Open>, loc: Loc, block: OpenBlock) -> Result<(), SyntaxError> {
     if stack.len() >= MAX_BLOCK_DEPTH {
-        return Err(SyntaxError::TooComplex {
-            reason: format!("blocks nested more than {MAX_BLOCK_DEPTH} deep"),
-            loc,
-        });
+        return Err(SyntaxError::TooComplex { reason: format!("blocks nested more than {MAX_BLOCK_DEPTH} deep"), loc });
     }
     stack.push(Open { loc, block, body: Vec::new() });
     Ok(())
@@ -240,8 +225,7 @@ mod tests {
 
     #[test]
     fn matches_nested_blocks() {
-        let t = parse("{{ for it in xs }}{{ if it.a }}A{{ elif it.b }}B{{ else }}C{{ end }}{{ end }}")
-            .expect("parses");
+        let t = parse("{{ for it in xs }}{{ if it.a }}A{{ elif it.b }}B{{ else }}C{{ end }}{{ end }}").expect("parses");
         let [Part::For { body, .. }] = t.parts.as_slice() else { panic!("{t:?}") };
         let [Part::If { branches, otherwise }] = body.as_slice() else { panic!() };
         assert_eq!(branches.len(), 2);

@@ -49,11 +49,7 @@ pub struct TooDeep {
 pub fn check_nesting(src: &str, max_depth: usize) -> Result<(), TooDeep> {
     let b = src.as_bytes();
     let over = |offset, depth| {
-        if depth > max_depth {
-            Err(TooDeep { offset, depth })
-        } else {
-            Ok(())
-        }
+        if depth > max_depth { Err(TooDeep { offset, depth }) } else { Ok(()) }
     };
     // `levels` is open blocks plus stray-closer restarts; the latter never unwind.
     let (mut levels, mut open) = (0usize, 0usize);
@@ -67,9 +63,7 @@ pub fn check_nesting(src: &str, max_depth: usize) -> Result<(), TooDeep> {
                 over(i, levels)?;
                 (i, at_boundary) = (i + 1, true);
             }
-            b'}' if open > 0 => {
-                (open, levels, i, at_boundary) = (open - 1, levels - 1, i + 1, false)
-            }
+            b'}' if open > 0 => (open, levels, i, at_boundary) = (open - 1, levels - 1, i + 1, false),
             b'}' => {
                 levels += 1;
                 over(i, levels)?;
@@ -86,9 +80,7 @@ pub fn check_nesting(src: &str, max_depth: usize) -> Result<(), TooDeep> {
             b'/' if b.get(i + 1) == Some(&b'-') => i += 2,
             b'"' | b'#' => match string_end(b, i) {
                 Lexed::NotString(end) => (i, at_boundary) = (end, false),
-                Lexed::String(end) if at_boundary && value_terminator_at(b, end) => {
-                    (i, at_boundary) = (end, false)
-                }
+                Lexed::String(end) if at_boundary && value_terminator_at(b, end) => (i, at_boundary) = (end, false),
                 Lexed::String(_) | Lexed::Malformed => return panic_scan(b, i, levels, &over),
             },
             b'(' | b')' | b'=' | b';' => (i, at_boundary) = (i + 1, true),
@@ -166,10 +158,7 @@ pub(crate) fn string_end_at(b: &[u8], i: usize) -> Option<usize> {
 
 /// Where the block comment starting at `i` ends; the end of input when unterminated.
 pub(crate) fn block_comment_end(b: &[u8], i: usize) -> usize {
-    block_comment(b, i, 0, &|_, _| Ok(()))
-        .ok()
-        .flatten()
-        .unwrap_or(b.len())
+    block_comment(b, i, 0, &|_, _| Ok(())).ok().flatten().unwrap_or(b.len())
 }
 
 /// What starts at a `"` or `#`.
@@ -233,10 +222,8 @@ fn raw_end(b: &[u8], mut i: usize, hashes: usize) -> Option<usize> {
 /// because the parser recovers from them by reading the body as code.
 fn multiline_end(b: &[u8], start: usize, hashes: usize) -> Option<usize> {
     let escapes = hashes == 0;
-    let is_close = |i: usize| {
-        b.get(i..).is_some_and(|rest| rest.starts_with(b"\"\"\""))
-            && closes_with_hashes(b, i + 3, hashes)
-    };
+    let is_close =
+        |i: usize| b.get(i..).is_some_and(|rest| rest.starts_with(b"\"\"\"")) && closes_with_hashes(b, i + 3, hashes);
     let (mut i, mut line) = (start, start);
     while !is_close(i) {
         if i >= b.len() {
@@ -320,15 +307,12 @@ fn is_spaces(mut s: &[u8]) -> bool {
 }
 
 /// KDL v2 newlines, longest first so `\r\n` wins over `\r`.
-const NEWLINES: [&str; 8] = [
-    "\r\n", "\r", "\n", "\u{85}", "\u{b}", "\u{c}", "\u{2028}", "\u{2029}",
-];
+const NEWLINES: [&str; 8] = ["\r\n", "\r", "\n", "\u{85}", "\u{b}", "\u{c}", "\u{2028}", "\u{2029}"];
 
 /// KDL v2 unicode spaces.
 const SPACES: [&str; 18] = [
-    "\t", " ", "\u{a0}", "\u{1680}", "\u{2000}", "\u{2001}", "\u{2002}", "\u{2003}", "\u{2004}",
-    "\u{2005}", "\u{2006}", "\u{2007}", "\u{2008}", "\u{2009}", "\u{200a}", "\u{202f}", "\u{205f}",
-    "\u{3000}",
+    "\t", " ", "\u{a0}", "\u{1680}", "\u{2000}", "\u{2001}", "\u{2002}", "\u{2003}", "\u{2004}", "\u{2005}",
+    "\u{2006}", "\u{2007}", "\u{2008}", "\u{2009}", "\u{200a}", "\u{202f}", "\u{205f}", "\u{3000}",
 ];
 
 pub(crate) fn newline_len(b: &[u8], i: usize) -> usize {
@@ -341,9 +325,7 @@ pub(crate) fn space_len(b: &[u8], i: usize) -> usize {
 
 fn match_len(b: &[u8], i: usize, set: &[&str]) -> usize {
     let rest = b.get(i..).unwrap_or_default();
-    set.iter()
-        .find(|p| rest.starts_with(p.as_bytes()))
-        .map_or(0, |p| p.len())
+    set.iter().find(|p| rest.starts_with(p.as_bytes())).map_or(0, |p| p.len())
 }
 
 #[cfg(test)]
@@ -363,16 +345,9 @@ mod tests {
     #[test]
     fn rejects_one_past_limit_at_the_offending_brace() {
         let src = nested(5);
-        let offset = src
-            .match_indices('{')
-            .nth(4)
-            .expect("test input has five braces")
-            .0;
+        let offset = src.match_indices('{').nth(4).expect("test input has five braces").0;
         assert_eq!(check_nesting(&src, 4), Err(TooDeep { offset, depth: 5 }));
-        assert_eq!(
-            TooDeep { offset, depth: 5 }.to_string(),
-            "blocks are nested more than 4 deep"
-        );
+        assert_eq!(TooDeep { offset, depth: 5 }.to_string(), "blocks are nested more than 4 deep");
     }
 
     #[test]
@@ -412,13 +387,7 @@ mod tests {
     #[test]
     fn counts_stray_closers_as_levels() {
         assert_eq!(check_nesting("}}", 2), Ok(()));
-        assert_eq!(
-            check_nesting("a {} }}}", 2),
-            Err(TooDeep {
-                offset: 7,
-                depth: 3
-            })
-        );
+        assert_eq!(check_nesting("a {} }}}", 2), Err(TooDeep { offset: 7, depth: 3 }));
     }
 
     #[test]
@@ -429,13 +398,7 @@ mod tests {
         assert_eq!(check_nesting(&pieces, 7).map_err(|e| e.depth), Err(8));
         let nest = format!("{}{}", "/*".repeat(10), "*/".repeat(10));
         assert_eq!(check_nesting(&nest, 10), Ok(()));
-        assert_eq!(
-            check_nesting(&nest, 9),
-            Err(TooDeep {
-                offset: 18,
-                depth: 10
-            })
-        );
+        assert_eq!(check_nesting(&nest, 9), Err(TooDeep { offset: 18, depth: 10 }));
     }
 
     #[test]
@@ -467,20 +430,7 @@ mod tests {
 
     #[test]
     fn survives_unbalanced_and_garbage_input() {
-        for src in [
-            "}",
-            "{",
-            "{{}}}}{",
-            "\"",
-            "#",
-            "##\"",
-            "/*",
-            "*/",
-            "\\",
-            "/-",
-            "\u{feff}{",
-            "é{ß}",
-        ] {
+        for src in ["}", "{", "{{}}}}{", "\"", "#", "##\"", "/*", "*/", "\\", "/-", "\u{feff}{", "é{ß}"] {
             let _ = check_nesting(src, 1);
         }
         assert_eq!(check_nesting("\u{feff}\"x\" {}", 1), Ok(()));
@@ -489,9 +439,7 @@ mod tests {
     #[test]
     fn never_panics_and_reports_char_boundaries() {
         // A small xorshift generator keeps the test deterministic and dependency-free.
-        let alphabet = [
-            "{", "}", "\"", "#", "/", "*", "\\", "\n", " ", "a", "=", "-", "é", "\u{2028}",
-        ];
+        let alphabet = ["{", "}", "\"", "#", "/", "*", "\\", "\n", " ", "a", "=", "-", "é", "\u{2028}"];
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         for _ in 0..4000 {
             let mut src = String::new();
@@ -502,10 +450,7 @@ mod tests {
                 src.push_str(alphabet[(state % alphabet.len() as u64) as usize]);
             }
             if let Err(e) = check_nesting(&src, 2) {
-                assert!(
-                    src.is_char_boundary(e.offset) && e.offset < src.len(),
-                    "{src:?}"
-                );
+                assert!(src.is_char_boundary(e.offset) && e.offset < src.len(), "{src:?}");
                 assert_eq!(e.depth, 3);
             }
         }
@@ -531,12 +476,7 @@ mod tests {
         });
         let parsed = std::thread::Builder::new()
             .stack_size(8 << 20)
-            .spawn(move || {
-                largest_allowed
-                    .iter()
-                    .map(|src| kdl::KdlDocument::parse(src).is_ok())
-                    .collect::<Vec<_>>()
-            })
+            .spawn(move || largest_allowed.iter().map(|src| kdl::KdlDocument::parse(src).is_ok()).collect::<Vec<_>>())
             .expect("spawn parser thread")
             .join()
             .expect("kdl survives");

@@ -23,10 +23,7 @@ pub const MAX_BLOCK_NESTING: usize = 64;
 pub fn parse_file(file: &SourceFile, diagnostics: &mut Vec<Diagnostic>) -> Vec<PipelineDecl> {
     let text = file.text();
     if let Err(too_deep) = guard::check_nesting(text, MAX_BLOCK_NESTING) {
-        diagnostics.push(Diagnostic::error(
-            Problem::TooDeep { max: MAX_BLOCK_NESTING },
-            Loc::new(too_deep.offset, 1),
-        ));
+        diagnostics.push(Diagnostic::error(Problem::TooDeep { max: MAX_BLOCK_NESTING }, Loc::new(too_deep.offset, 1)));
         return Vec::new();
     }
     match text.parse::<kdl::KdlDocument>() {
@@ -45,10 +42,7 @@ pub fn kdl_diagnostics(error: &kdl::KdlError) -> Vec<Diagnostic> {
         .iter()
         .map(|d| {
             let message = d.message.clone().unwrap_or_else(|| "invalid KDL".to_string());
-            let mut diag = Diagnostic::error(
-                Problem::Kdl { message, help: d.help.clone() },
-                Loc::from_kdl(d.span),
-            );
+            let mut diag = Diagnostic::error(Problem::Kdl { message, help: d.help.clone() }, Loc::from_kdl(d.span));
             diag.label = d.label.clone();
             diag
         })

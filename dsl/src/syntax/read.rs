@@ -63,12 +63,14 @@ fn read_pipeline(node: &KdlNode, diags: &mut Diags) -> PipelineDecl {
                 }
                 no_props(child, diags);
                 no_children(child, diags);
-                let expr = single_arg(child, "one expression string", diags)
-                    .and_then(|a| parse_expr_arg(&a, "output", diags));
+                let expr =
+                    single_arg(child, "one expression string", diags).and_then(|a| parse_expr_arg(&a, "output", diags));
                 decl.output = Some(OutputDecl { expr, loc: node_loc(child) });
             }
             "test" => decl.tests.push(read_test(child, diags)),
-            other => diags.push(unknown(NameKind::Node, other, node_name_loc(child), PIPELINE_CHILDREN, "in a pipeline")),
+            other => {
+                diags.push(unknown(NameKind::Node, other, node_name_loc(child), PIPELINE_CHILDREN, "in a pipeline"))
+            }
         }
     }
     decl
@@ -139,7 +141,11 @@ fn read_stage(node: &KdlNode, diags: &mut Diags) -> StageDecl {
             "cache" | "timeout" => match parse_duration(text) {
                 Some(d) if key == "cache" => decl.cache = Some((d, arg.loc)),
                 Some(d) => decl.timeout = Some((d, arg.loc)),
-                None => diags.push(bad_value(key, &format!("`{text}` is not a duration such as \"30s\", \"15m\" or \"24h\""), arg.loc)),
+                None => diags.push(bad_value(
+                    key,
+                    &format!("`{text}` is not a duration such as \"30s\", \"15m\" or \"24h\""),
+                    arg.loc,
+                )),
             },
             "on-error" => {
                 let policy = match text.as_str() {
@@ -209,7 +215,13 @@ fn read_test(node: &KdlNode, diags: &mut Diags) -> TestDecl {
                 for item in children(child) {
                     no_annotations(item, diags);
                     if item.name().value() != "item" {
-                        diags.push(unknown(NameKind::Node, item.name().value(), node_name_loc(item), &["item"], "in `user`"));
+                        diags.push(unknown(
+                            NameKind::Node,
+                            item.name().value(),
+                            node_name_loc(item),
+                            &["item"],
+                            "in `user`",
+                        ));
                         continue;
                     }
                     decl.items.push(read_item(item, diags));
@@ -225,7 +237,9 @@ fn read_test(node: &KdlNode, diags: &mut Diags) -> TestDecl {
             "expect" => {
                 no_props(child, diags);
                 no_children(child, diags);
-                if let Some(e) = single_arg(child, "one condition string", diags).and_then(|a| parse_expr_arg(&a, "condition", diags)) {
+                if let Some(e) = single_arg(child, "one condition string", diags)
+                    .and_then(|a| parse_expr_arg(&a, "condition", diags))
+                {
                     decl.expects.push(e);
                 }
             }
@@ -238,7 +252,8 @@ fn read_test(node: &KdlNode, diags: &mut Diags) -> TestDecl {
 fn read_item(node: &KdlNode, diags: &mut Diags) -> ItemDecl {
     no_args(node, diags);
     no_children(node, diags);
-    let mut item = ItemDecl { id: None, kind: None, text: None, timestamp: None, fields: Vec::new(), loc: node_loc(node) };
+    let mut item =
+        ItemDecl { id: None, kind: None, text: None, timestamp: None, fields: Vec::new(), loc: node_loc(node) };
     for (key, entry) in props(node, &[], diags) {
         let arg = to_arg(entry);
         match (key, &arg.value) {
@@ -248,12 +263,18 @@ fn read_item(node: &KdlNode, diags: &mut Diags) -> ItemDecl {
             ("timestamp", Lit::Number(n)) if n.is_finite() => item.timestamp = Some(*n),
             ("timestamp", Lit::Text(s)) => match parse_timestamp(s) {
                 Some(t) => item.timestamp = Some(t),
-                None => diags.push(bad_value("timestamp", "expected seconds since 1970 or a date like \"2024-05-01\" or \"2024-05-01T10:00:00Z\"", arg.loc)),
+                None => diags.push(bad_value(
+                    "timestamp",
+                    "expected seconds since 1970 or a date like \"2024-05-01\" or \"2024-05-01T10:00:00Z\"",
+                    arg.loc,
+                )),
             },
             ("id" | "kind" | "text", other) => {
                 diags.push(bad_value(key, &format!("expected a string, found {}", other.describe()), arg.loc))
             }
-            ("timestamp", other) => diags.push(bad_value(key, &format!("expected a date or number, found {}", other.describe()), arg.loc)),
+            ("timestamp", other) => {
+                diags.push(bad_value(key, &format!("expected a date or number, found {}", other.describe()), arg.loc))
+            }
             (_, Lit::Null) => diags.push(bad_value(key, "#null is not a field value; leave the field out", arg.loc)),
             (_, Lit::Number(n)) if !n.is_finite() => diags.push(bad_value(key, "expected a finite number", arg.loc)),
             _ => item.fields.push((Name { text: key.to_string(), loc: prop_key_loc(entry) }, arg)),
@@ -297,7 +318,10 @@ fn words(text: &str, arg: &Arg) -> Vec<Name> {
 pub(crate) fn parse_expr_arg(arg: &Arg, what: &'static str, diags: &mut Diags) -> Option<expr::Expr> {
     let Lit::Text(src) = &arg.value else {
         diags.push(Diagnostic::error(
-            Problem::Shape { node: what.into(), expected: format!("an expression in a string, found {}", arg.value.describe()) },
+            Problem::Shape {
+                node: what.into(),
+                expected: format!("an expression in a string, found {}", arg.value.describe()),
+            },
             arg.loc,
         ));
         return None;
@@ -329,9 +353,10 @@ fn children(node: &KdlNode) -> &[KdlNode] {
 pub(crate) fn node_loc(node: &KdlNode) -> Loc {
     // The node's span covers its children too; point at its first line: name and entries.
     let start = node.span().offset();
-    let end = node.entries().last().map_or(node.name().span().offset() + node.name().span().len(), |e| {
-        e.span().offset() + e.span().len()
-    });
+    let end = node
+        .entries()
+        .last()
+        .map_or(node.name().span().offset() + node.name().span().len(), |e| e.span().offset() + e.span().len());
     Loc::new(start, end.saturating_sub(start))
 }
 
@@ -372,7 +397,9 @@ fn name_arg(node: &KdlNode, what: &str, expected: &str, diags: &mut Diags) -> Na
             KdlValue::String(s) => return Name { text: s.clone(), loc: to_arg(one).loc },
             _ => diags.push(shape_loc(what, expected, Loc::from_kdl(one.span()))),
         },
-        [] => diags.push(Diagnostic::error(Problem::Missing { node: what.into(), what: expected.into() }, node_loc(node))),
+        [] => {
+            diags.push(Diagnostic::error(Problem::Missing { node: what.into(), what: expected.into() }, node_loc(node)))
+        }
         [_, extra, ..] => diags.push(shape_loc(what, expected, Loc::from_kdl(extra.span()))),
     }
     // Missing or malformed (already reported): an empty name with an empty location.
@@ -410,8 +437,11 @@ fn props<'n>(node: &'n KdlNode, allowed: &[&str], diags: &mut Diags) -> Vec<(&'n
         }
         if let Some((_, first)) = out.iter().find(|(seen, _)| *seen == k) {
             diags.push(
-                Diagnostic::error(Problem::Duplicate { kind: NameKind::Property, name: k.into() }, Loc::from_kdl(key.span()))
-                    .with_related(prop_key_loc(first), "first set here"),
+                Diagnostic::error(
+                    Problem::Duplicate { kind: NameKind::Property, name: k.into() },
+                    Loc::from_kdl(key.span()),
+                )
+                .with_related(prop_key_loc(first), "first set here"),
             );
             continue;
         }
@@ -423,15 +453,18 @@ fn props<'n>(node: &'n KdlNode, allowed: &[&str], diags: &mut Diags) -> Vec<(&'n
 fn no_props(node: &KdlNode, diags: &mut Diags) {
     if let Some(e) = node.entries().iter().find(|e| e.name().is_some()) {
         let key = e.name().map(|n| n.value()).unwrap_or_default();
-        diags.push(Diagnostic::error(
-            Problem::Unknown {
-                kind: NameKind::Property,
-                name: key.into(),
-                context: Some(format!("on `{}`", node.name().value())),
-                suggestion: None,
-            },
-            prop_key_loc(e),
-        ).with_label(format!("`{}` takes no properties", node.name().value())));
+        diags.push(
+            Diagnostic::error(
+                Problem::Unknown {
+                    kind: NameKind::Property,
+                    name: key.into(),
+                    context: Some(format!("on `{}`", node.name().value())),
+                    suggestion: None,
+                },
+                prop_key_loc(e),
+            )
+            .with_label(format!("`{}` takes no properties", node.name().value())),
+        );
     }
 }
 
