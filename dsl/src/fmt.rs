@@ -23,7 +23,9 @@ use kdl::{KdlDocument, KdlEntry, KdlError, KdlIdentifier, KdlNode, KdlValue};
 use miette::{Diagnostic, SourceSpan};
 use thiserror::Error;
 
-use crate::syntax::guard::{self, MAX_DEPTH, TooDeep, block_comment_end, newline_len, space_len, string_end_at};
+use crate::syntax::guard::{
+    GuardError, ParseFailure, ParserThreadError, block_comment_end, newline_len, parse_kdl, space_len, string_end,
+};
 
 const INDENT: &str = "    ";
 const BOM: &str = "\u{feff}";
@@ -35,14 +37,20 @@ pub enum FormatError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Parse(#[from] KdlError),
-    /// The file nests deeper than the parser can safely follow.
+    /// The file is one the KDL parser cannot be trusted with (too large, too deep, ...).
     #[error("{source}")]
-    #[diagnostic(code(tailor::fmt::too_deep), help("pipeline files nest at most {MAX_DEPTH} levels"))]
-    TooDeep {
-        source: TooDeep,
-        #[label("too deep here")]
+    #[diagnostic(code(tailor::fmt::refused))]
+    Refused {
+        source: GuardError,
+        #[label("here")]
         at: SourceSpan,
+        #[help]
+        help: &'static str,
     },
+    /// The parser thread failed to run.
+    #[error(transparent)]
+    #[diagnostic(code(tailor::fmt::parser_thread))]
+    Thread(#[from] ParserThreadError),
     /// The formatted text would mean something else: a formatter bug, caught before any
     /// file is written.
     #[error("formatting would change the file's meaning; this is a bug in `tailor fmt`")]
@@ -50,23 +58,31 @@ pub enum FormatError {
     ChangedMeaning,
 }
 
-impl From<TooDeep> for FormatError {
-    fn from(source: TooDeep) -> Self {
-        let at = (source.offset, 1).into();
-        Self::TooDeep { source, at }
+impl From<ParseFailure> for FormatError {
+    fn from(failure: ParseFailure) -> Self {
+        match failure {
+            ParseFailure::Kdl(e) => Self::Parse(e),
+            ParseFailure::Refused(source) => {
+                let (at, help) = ((source.offset(), 0).into(), source.help());
+                Self::Refused { source, at, help }
+            }
+            ParseFailure::Thread(e) => Self::Thread(e),
+        }
     }
 }
 
 /// Formats a whole pipeline file into its canonical layout.
 pub fn format_source(src: &str) -> Result<String, FormatError> {
-    guard::check_nesting(src, MAX_DEPTH)?;
-    let doc = KdlDocument::parse(src)?;
+    let doc = parse_kdl(src)?;
     let mut printer = Printer::new(src);
     printer.document(&doc, 0);
     let out = printer.finish();
-    guard::check_nesting(&out, MAX_DEPTH).map_err(|_| FormatError::ChangedMeaning)?;
-    match KdlDocument::parse(&out) {
+    match parse_kdl(&out) {
         Ok(again) if same_meaning(&doc, &again) => Ok(out),
+        // Re-indenting can push a file that was just under the size limit over it.
+        Err(failure @ ParseFailure::Refused(GuardError::TooLarge { .. }) | failure @ ParseFailure::Thread(_)) => {
+            Err(failure.into())
+        }
         _ => Err(FormatError::ChangedMeaning),
     }
 }
@@ -306,7 +322,7 @@ impl<'s> Printer<'s> {
             i = match b[i] {
                 b'/' if b.get(i + 1) == Some(&b'/') => line_end(b, i),
                 b'/' if b.get(i + 1) == Some(&b'*') => block_comment_end(b, i),
-                b'"' | b'#' => string_end_at(b, i).unwrap_or(i + 1),
+                b'"' | b'#' => string_end(b, i).unwrap_or(i + 1),
                 c => {
                     last_close = if c == b'}' { Some(i) } else { last_close };
                     i + 1
@@ -475,7 +491,7 @@ fn trim_line_ends(text: &str) -> String {
                 end
             }
             b'/' if b.get(i + 1) == Some(&b'*') => block_comment_end(b, i),
-            b'"' | b'#' => string_end_at(b, i).unwrap_or(i + 1),
+            b'"' | b'#' => string_end(b, i).unwrap_or(i + 1),
             _ if space_len(b, i) > 0 => {
                 let mut j = i;
                 while space_len(b, j) > 0 {
@@ -621,7 +637,7 @@ fn word_end(b: &[u8], start: usize) -> usize {
             break;
         }
         i = match b[i] {
-            b'"' | b'#' => string_end_at(b, i).unwrap_or(i + 1),
+            b'"' | b'#' => string_end(b, i).unwrap_or(i + 1),
             b'/' if b.get(i + 1) == Some(&b'*') => block_comment_end(b, i),
             b'/' if b.get(i + 1) == Some(&b'/') => line_end(b, i),
             b'{' => {
@@ -669,7 +685,7 @@ mod tests {
         let (mut found, mut i) = (Vec::new(), 0);
         while i < b.len() {
             let end = match (b[i], b.get(i + 1)) {
-                (b'"' | b'#', _) => string_end_at(b, i).unwrap_or(i + 1),
+                (b'"' | b'#', _) => string_end(b, i).unwrap_or(i + 1),
                 (b'/', Some(b'/')) => line_end(b, i),
                 (b'/', Some(b'*')) => block_comment_end(b, i),
                 (b'/', Some(b'-')) => i + 2,
@@ -800,11 +816,12 @@ pipeline "writing-assistant" {
     #[test]
     fn reports_parse_errors_and_excess_depth() {
         assert!(matches!(format_source("a \"unterminated"), Err(FormatError::Parse(_))));
-        let deep = format!("{}{}", "a {".repeat(MAX_DEPTH + 1), "}".repeat(MAX_DEPTH + 1));
-        let Err(FormatError::TooDeep { source, .. }) = format_source(&deep) else {
-            panic!("accepted {} levels", MAX_DEPTH + 1);
+        let depth = crate::syntax::guard::MAX_DEPTH + 1;
+        let deep = format!("{}{}", "a {".repeat(depth), "}".repeat(depth));
+        let Err(FormatError::Refused { source: GuardError::TooDeep { offset, .. }, .. }) = format_source(&deep) else {
+            panic!("accepted {depth} levels");
         };
-        assert_eq!(source.depth, MAX_DEPTH + 1);
+        assert_eq!(offset, deep.rfind('{').expect("test input has braces"));
     }
 
     /// A tiny random generator of nodes with trivia in every slot: every document it

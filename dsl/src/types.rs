@@ -218,6 +218,13 @@ pub(crate) fn write_number(f: &mut impl fmt::Write, n: f64) -> fmt::Result {
     if n.fract() == 0.0 && n.abs() < 1e15 { write!(f, "{}", n as i64) } else { write!(f, "{n}") }
 }
 
+/// A value as compact JSON text (records' keys sorted).
+pub fn to_json(value: &Value) -> String {
+    let mut s = String::new();
+    write_json(&mut s, value).expect("invariant: writing to a String cannot fail");
+    s
+}
+
 /// Writes a value as JSON text (used by `json(…)` and for records in templates).
 pub(crate) fn write_json(f: &mut impl fmt::Write, value: &Value) -> fmt::Result {
     match value {

@@ -22,4 +22,5 @@
 //! assert_eq!(checked.pipelines[0].stages.len(), 1);
 //! ```
 
+pub mod host;
 pub mod registry;

@@ -56,6 +56,14 @@ fn descriptor(name: &str, kind: StageKind, summary: &str) -> Descriptor {
 }
 
 fn retrieve() -> Descriptor {
+    // MMR compares the candidates' embeddings, so setting it needs `embed`.
+    let mut mmr = field(
+        "mmr",
+        number(0.0, 1.0, false),
+        None,
+        "re-rank for diversity (maximal marginal relevance), trading relevance (1) for novelty (0)",
+    );
+    mmr.requires = Some(Capability::Embed);
     Descriptor {
         inputs: vec![input("query", Type::Text, true, PortForm::Expression, "what to look for in the user's history")],
         outputs: vec![
@@ -66,12 +74,7 @@ fn retrieve() -> Descriptor {
             field("method", choice(&["bm25", "dense", "hybrid"]), Some(Value::text("hybrid")), "how to score items"),
             field("k", number(1.0, 100.0, true), Some(Value::Number(5.0)), "how many items to return"),
             field("where", ConfigType::ItemFilter, None, "only items for which this condition on `item` holds"),
-            field(
-                "mmr",
-                number(0.0, 1.0, false),
-                None,
-                "re-rank for diversity (maximal marginal relevance), trading relevance (1) for novelty (0)",
-            ),
+            mmr,
             field(
                 "recency",
                 ConfigType::Duration,

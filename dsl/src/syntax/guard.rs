@@ -1,126 +1,848 @@
-//! Nesting guard: a lexical pre-scan that keeps the KDL parser's recursion bounded.
+//! The only door to the KDL parser: [`parse_kdl`] checks a source with [`check_source`], then
+//! runs kdl on a thread of its own with a [`PARSER_STACK_SIZE`] stack, so that no input can
+//! overflow a stack (an abort, not a panic) whatever thread the caller is on.
 //!
-//! kdl 6.7 parses children blocks, block comments and parts of its error recovery by
-//! recursion, so a hostile file (`a {` five hundred times) overflows the stack and aborts
-//! the process. [`check_nesting`] runs before the parser and rejects such input.
+//! kdl 6.7's parser recurses in four places (`src/v2_parser.rs`), each costing a measured
+//! amount of stack per step in a debug build (release costs a fifth of that):
+//! - `node_children`, once per open `{` (33 KiB);
+//! - `node_entry` ↔ `slashdashed_entries`, once per `/-` in a chain such as `a /- /- 1 2` (26 KiB);
+//! - `commented_block`, once per `*`, `/` or run of other text in a block comment (3.5 KiB), plus
+//!   a `multi_line_comment` per nested `/*` (9 KiB);
+//! - `document`, the error recovery: when the top-level node list stops short of the end, kdl
+//!   records an error, skips one character and parses the rest *inside* the current call, and
+//!   those frames stay until the end (3.3 KiB each). Thousands of `}`, `)`, `=`, `.5` or huge
+//!   integers in a row each stop the list again.
 //!
-//! What it counts, each as one level (measured costs in a debug build: children ~33 KiB a
-//! level, the others a third or less):
-//! - every open children block `{` (slashdashed ones too: the parser still descends);
-//! - every `}` with no open block: the parser restarts the document inside itself once per
-//!   stray closer and never returns from those frames until the end;
-//! - every nested `/*` inside a block comment, and every [`PIECES_PER_LEVEL`] pieces of a
-//!   block comment, since the parser recurses once per `*`, `/` or run of other text in it.
+//! It also backtracks over slashdashed blocks that end a list or lack real children, parsing
+//! them twice, so `k` nested ones are parsed `2^k` times: a valid 100-byte file can take hours.
 //!
-//! Invariants: O(n) time, no panics on any input, reported offsets are ASCII bytes and so
-//! char boundaries. The scan is exact for valid KDL: braces inside strings, raw strings,
-//! multi-line strings and comments never count. Invalid strings are another matter:
-//! the parser's error recovery then reads the rest of the file its own way (an
-//! unterminated `"""` followed by deep `{` does overflow it), so after the first malformed
-//! string or comment the guard stops trusting its lexing and counts every `{` as a level
-//! and every `}`, `*` and `/` as a comment piece. Only invalid files pay for that.
+//! The scan is a recogniser for the KDL v2 that kdl accepts. While the text is valid it is exact:
+//! it counts open blocks, slashdash chains and comment pieces, and rejects a file that nests
+//! deeper than [`MAX_DEPTH`], has a comment too long for the stack, or nests slashdashed blocks
+//! past [`MAX_WORK`]. At the first token kdl would not accept it stops trusting its own reading
+//! (kdl may backtrack to the start of that node and read strings there as code), and from that
+//! node's start charges every character for the worst it can cost: every `{`, `/-` and `/*` a
+//! level, every `*` and `/` two comment pieces, every character that can start a recovery (one
+//! that is neither an identifier character nor whitespace, an identifier character after one of
+//! those, and a second time every `#`, after which a keyword can stop a node mid-word) one
+//! recovery, and every `/-` a doubling of the work. A file whose charges pass [`STACK_BUDGET`]
+//! or whose work passes [`MAX_WORK`] is refused with [`GuardError::Unrecoverable`].
 //!
-//! Not covered: the recovery also recurses once per top-level node that lacks a
-//! terminator (thousands of `)` or `=` in a row), which no lexical scan can tell apart
-//! from valid text; callers that parse untrusted input should still give the parser a
-//! thread with a known, generous stack.
+//! Invariants: O(n) time and no panics on any input; valid KDL within the limits is never
+//! refused (tested against kdl on generated files); everything accepted fits in a quarter of
+//! the parser's stack in a debug build; reported offsets are char boundaries.
 
+use std::thread;
+
+use kdl::{KdlDocument, KdlError};
 use thiserror::Error;
 
-/// The nesting limit Tailor uses for pipeline files.
+/// The largest source accepted, in bytes. Pipeline files are a few kilobytes; kdl reads about
+/// a megabyte a second in release builds.
+pub const MAX_SOURCE_LEN: usize = 1 << 20;
+
+/// The nesting limit: open blocks, plus `/-` links in a chain, plus nested block comments.
 pub const MAX_DEPTH: usize = 64;
 
-/// How many block-comment pieces cost as much stack as one children level.
-///
-/// Measured on kdl 6.7.1: one piece is 1/9 (debug) to 1/13 (release) of a level.
-pub const PIECES_PER_LEVEL: usize = 8;
+/// The stack of the thread kdl runs on. It is reserved address space; only what a parse
+/// touches becomes memory.
+pub const PARSER_STACK_SIZE: usize = 256 << 20;
 
-/// The input nests deeper than the limit allows.
+/// What the scan lets kdl use, in debug-build bytes: a quarter of the stack, for a margin
+/// against compilers and sanitizers that grow frames.
+pub const STACK_BUDGET: usize = PARSER_STACK_SIZE / 4;
+
+/// Bytes kdl may parse, counting text inside `k` nested slashdashed nodes or blocks `2^k`
+/// times: twice a maximal file.
+pub const MAX_WORK: usize = 2 * MAX_SOURCE_LEN;
+
+/// Stack cost of a children block, a `/-` chain link or a nested `/*` (measured ≤ 33 KiB).
+const LEVEL_COST: usize = 40 << 10;
+/// Stack cost of one error recovery (measured 3.3 KiB).
+const RECOVERY_COST: usize = 4 << 10;
+/// Stack cost of one block-comment piece (measured 3.5 KiB).
+const PIECE_COST: usize = 4 << 10;
+
+/// Why a source is not handed to kdl.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("blocks are nested more than {} deep", .depth.saturating_sub(1))]
-pub struct TooDeep {
-    /// Byte offset of the `{` (or stray `}`, or comment piece) that went over the limit.
-    pub offset: usize,
-    /// The depth reached there: always the limit plus one.
-    pub depth: usize,
+pub enum GuardError {
+    #[error("the file is {len} bytes; pipeline files may have at most {MAX_SOURCE_LEN}")]
+    TooLarge { len: usize },
+    #[error("blocks are nested more than {max} deep")]
+    TooDeep { offset: usize, max: usize },
+    #[error("this block comment is too long for the KDL parser")]
+    LongComment { offset: usize },
+    #[error("slashdashed (`/-`) blocks are nested too deeply for the KDL parser")]
+    SlashdashNesting { offset: usize },
+    #[error("the KDL parser cannot safely recover from this syntax error: too much follows it")]
+    Unrecoverable { offset: usize },
 }
 
-/// Checks that `src` never nests deeper than `max_depth` levels (see the module docs).
-pub fn check_nesting(src: &str, max_depth: usize) -> Result<(), TooDeep> {
-    let b = src.as_bytes();
-    let over = |offset, depth| {
-        if depth > max_depth { Err(TooDeep { offset, depth }) } else { Ok(()) }
+impl GuardError {
+    /// Byte offset of the problem, a char boundary.
+    pub fn offset(&self) -> usize {
+        match *self {
+            GuardError::TooLarge { .. } => 0,
+            GuardError::TooDeep { offset, .. }
+            | GuardError::LongComment { offset }
+            | GuardError::SlashdashNesting { offset }
+            | GuardError::Unrecoverable { offset } => offset,
+        }
+    }
+
+    /// What the author can do about it.
+    pub fn help(&self) -> &'static str {
+        match self {
+            GuardError::TooLarge { .. } => "split the file; pipelines are small",
+            GuardError::TooDeep { .. } => "flatten the file; pipelines need only a few levels",
+            GuardError::LongComment { .. } => "split the comment, or use `//` comments",
+            GuardError::SlashdashNesting { .. } => "delete the slashdashed blocks instead of nesting them",
+            GuardError::Unrecoverable { .. } => "fix this error first; the ones after it will then be reported",
+        }
+    }
+}
+
+/// Why [`parse_kdl`] returned no document.
+#[derive(Debug, Error)]
+pub enum ParseFailure {
+    #[error(transparent)]
+    Refused(#[from] GuardError),
+    #[error(transparent)]
+    Kdl(#[from] KdlError),
+    #[error(transparent)]
+    Thread(#[from] ParserThreadError),
+}
+
+/// The parser thread did not deliver a result.
+#[derive(Debug, Error)]
+pub enum ParserThreadError {
+    #[error("could not start the KDL parser thread: {0}")]
+    Spawn(std::io::Error),
+    #[error("the KDL parser panicked")]
+    Panicked,
+}
+
+/// Parses `src` as KDL v2 if [`check_source`] accepts it, on a thread with a
+/// [`PARSER_STACK_SIZE`] stack. Every parse of user input goes through here.
+pub(crate) fn parse_kdl(src: &str) -> Result<KdlDocument, ParseFailure> {
+    check_source(src)?;
+    thread::scope(|scope| {
+        let parser = thread::Builder::new()
+            .name("kdl-parser".to_owned())
+            .stack_size(PARSER_STACK_SIZE)
+            .spawn_scoped(scope, || KdlDocument::parse(src))
+            .map_err(ParserThreadError::Spawn)?;
+        Ok(parser.join().map_err(|_| ParserThreadError::Panicked)??)
+    })
+}
+
+/// Checks that kdl can parse `src` within [`STACK_BUDGET`] and [`MAX_WORK`] (see the module
+/// docs). Accepting says nothing about validity: kdl still reports the errors.
+pub fn check_source(src: &str) -> Result<(), GuardError> {
+    check_with(src, LIMITS)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_depth: usize,
+    stack: usize,
+    work: usize,
+}
+
+const LIMITS: Limits = Limits { max_depth: MAX_DEPTH, stack: STACK_BUDGET, work: MAX_WORK };
+
+fn check_with(src: &str, limits: Limits) -> Result<(), GuardError> {
+    if src.len() > MAX_SOURCE_LEN {
+        return Err(GuardError::TooLarge { len: src.len() });
+    }
+    let mut scan = Scan::new(src, limits);
+    match scan.document() {
+        Ok(()) => scan.add_work(),
+        Err(Stop::Limit(e)) => Err(e),
+        Err(Stop::Invalid) => scan.charge_rest(),
+    }
+}
+
+/// Why the exact reading ended early.
+enum Stop {
+    /// Text kdl would not accept: from here on, charge the worst case.
+    Invalid,
+    Limit(GuardError),
+}
+
+type Step<T = ()> = Result<T, Stop>;
+
+impl From<GuardError> for Stop {
+    fn from(e: GuardError) -> Self {
+        Stop::Limit(e)
+    }
+}
+
+/// A place kdl may backtrack to, with what was open there.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    at: usize,
+    open: usize,
+    doubled: u32,
+}
+
+/// Where in a node its text continues after a children block closes.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    /// Name read; entries, slashdashed children or children may follow.
+    Entries,
+    /// After slashdashed children: more of them (after a space), or children if none yet.
+    SlashdashedChildren { children_seen: bool },
+    /// After the children: slashdashed children may follow.
+    Children,
+}
+
+struct Block {
+    /// The node that owns the block, and where its text continues.
+    slashdashed_node: bool,
+    resume: Part,
+    /// The block is slashdashed, so kdl may parse it twice.
+    doubled: bool,
+    outer_from: Mark,
+}
+
+/// The exact reading of valid KDL, as kdl's grammar has it (comments refer to its parsers).
+struct Scan<'s> {
+    src: &'s str,
+    b: &'s [u8],
+    i: usize,
+    limits: Limits,
+    blocks: Vec<Block>,
+    /// Start of the current node: kdl never backtracks before it.
+    node_from: Mark,
+    /// Open `/-` links in the current node's entries.
+    chain: usize,
+    /// Open slashdashed nodes and blocks.
+    doubled: u32,
+    work: u128,
+    work_from: usize,
+    /// Where the exact reading failed.
+    invalid_at: usize,
+}
+
+impl<'s> Scan<'s> {
+    fn new(src: &'s str, limits: Limits) -> Self {
+        let start = Mark { at: 0, open: 0, doubled: 0 };
+        Scan {
+            src,
+            b: src.as_bytes(),
+            i: 0,
+            limits,
+            blocks: Vec::new(),
+            node_from: start,
+            chain: 0,
+            doubled: 0,
+            work: 0,
+            work_from: 0,
+            invalid_at: 0,
+        }
+    }
+
+    fn invalid<T>(&mut self) -> Step<T> {
+        self.invalid_at = self.i;
+        Err(Stop::Invalid)
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn at(&self, s: &[u8]) -> bool {
+        self.b[self.i..].starts_with(s)
+    }
+
+    fn eat(&mut self, s: &[u8]) -> bool {
+        let found = self.at(s);
+        if found {
+            self.i += s.len();
+        }
+        found
+    }
+
+    /// `document := bom? nodes`, with the blocks' `nodes` handled by a stack of open blocks.
+    fn document(&mut self) -> Step {
+        if self.src.starts_with('\u{feff}') {
+            self.i = 3;
+        }
+        let mut resume = None;
+        loop {
+            let (slashdashed, part) = match resume.take() {
+                Some(r) => r,
+                None => {
+                    self.node_from =
+                        Mark { at: self.i, open: self.blocks.len(), doubled: self.doubled };
+                    self.line_spaces()?;
+                    match self.peek() {
+                        None if self.blocks.is_empty() => return Ok(()),
+                        Some(b'}') if !self.blocks.is_empty() => {
+                            resume = Some(self.close_block()?);
+                            continue;
+                        }
+                        None | Some(b'}') => return self.invalid(),
+                        _ => {}
+                    }
+                    // `slashdash := '/-' (node-space | line-space)*` before a `base_node`.
+                    let slashdashed = self.at(b"/-");
+                    if slashdashed {
+                        self.add_work()?;
+                        self.doubled += 1;
+                        self.i += 2;
+                        self.line_spaces()?;
+                    }
+                    self.node_head()?;
+                    (slashdashed, Part::Entries)
+                }
+            };
+            if self.node_rest(slashdashed, part)? {
+                self.node_end(slashdashed)?;
+            }
+        }
+    }
+
+    /// `type? node-space* string`
+    fn node_head(&mut self) -> Step {
+        if self.eat(b"(") {
+            self.type_rest()?;
+            self.node_spaces()?;
+        }
+        match self.atom()? {
+            Atom::Str | Atom::Ident => Ok(()),
+            Atom::Number | Atom::Keyword => self.invalid(),
+        }
+    }
+
+    /// After `(`: `node-space* identifier node-space* ')'`; the name must be followed by a
+    /// space or the `)`.
+    fn type_rest(&mut self) -> Step {
+        self.node_spaces()?;
+        if !matches!(self.atom()?, Atom::Str | Atom::Ident) {
+            return self.invalid();
+        }
+        if !(self.peek() == Some(b')') || self.node_space_here()) {
+            return self.invalid();
+        }
+        self.node_spaces()?;
+        if !self.eat(b")") {
+            return self.invalid();
+        }
+        Ok(())
+    }
+
+    /// Entries and children (`base_node` after its name), from `part` on. Returns whether the
+    /// node ended (`false`: it opened a block).
+    fn node_rest(&mut self, slashdashed: bool, part: Part) -> Step<bool> {
+        let mut after_slashdash = false;
+        loop {
+            let spaced = self.node_spaces()? || after_slashdash;
+            let slashdash = self.at(b"/-");
+            if slashdash && !after_slashdash {
+                // Entries and slashdashed children need a space first; only the first
+                // slashdashed block after the children does not.
+                if !spaced && !matches!(part, Part::Children) {
+                    return self.invalid();
+                }
+            }
+            if slashdash {
+                let link = self.i;
+                self.i += 2;
+                self.line_spaces()?;
+                if self.peek() == Some(b'{') {
+                    let resume = match part {
+                        Part::Entries if self.chain == 0 && !after_slashdash => {
+                            Part::SlashdashedChildren { children_seen: false }
+                        }
+                        Part::SlashdashedChildren { children_seen } if spaced => {
+                            Part::SlashdashedChildren { children_seen }
+                        }
+                        Part::Children => Part::SlashdashedChildren { children_seen: true },
+                        _ => return self.invalid(),
+                    };
+                    self.open_block(slashdashed, resume, true)?;
+                    return Ok(false);
+                }
+                if !matches!(part, Part::Entries) {
+                    return self.invalid();
+                }
+                // `node_entry := node-space* (slashdashed_entries node-space+)? (prop | value)`,
+                // and a slashdashed entry is a `node_entry` again: one frame per link.
+                self.chain += 1;
+                self.check_depth(link)?;
+                after_slashdash = true;
+                continue;
+            }
+            after_slashdash = false;
+            match (self.peek(), part) {
+                (Some(b'{'), Part::Entries) if self.chain == 0 => {
+                    self.open_block(slashdashed, Part::Children, false)?;
+                    return Ok(false);
+                }
+                (Some(b'{'), Part::SlashdashedChildren { children_seen: false }) => {
+                    self.open_block(slashdashed, Part::Children, false)?;
+                    return Ok(false);
+                }
+                (Some(c), Part::Entries) if spaced && (c == b'(' || atom_start(self.b, self.i)) => {
+                    self.entry()?;
+                }
+                _ if self.chain > 0 => return self.invalid(),
+                _ => return Ok(true),
+            }
+        }
+    }
+
+    /// `prop | value`, where `prop := string node-space* '=' node-space* value` and
+    /// `value := type? node-space* (string | number | keyword)`. A value closes the innermost
+    /// open `/-` link.
+    fn entry(&mut self) -> Step {
+        if self.eat(b"(") {
+            self.type_rest()?;
+            self.node_spaces()?;
+            self.atom()?;
+        } else if matches!(self.atom()?, Atom::Str | Atom::Ident) {
+            let key_end = self.i;
+            self.node_spaces()?;
+            if self.eat(b"=") {
+                self.node_spaces()?;
+                if self.eat(b"(") {
+                    self.type_rest()?;
+                    self.node_spaces()?;
+                }
+                self.atom()?;
+            } else {
+                self.i = key_end;
+            }
+        }
+        self.chain = self.chain.saturating_sub(1);
+        Ok(())
+    }
+
+    /// After a node: `node-terminator` (`;` only after a real node), or what ends the list.
+    fn node_end(&mut self, slashdashed: bool) -> Step {
+        if slashdashed {
+            self.add_work()?;
+            self.doubled -= 1;
+        }
+        match self.peek() {
+            None | Some(b'}') => Ok(()),
+            Some(b';') if !slashdashed => {
+                self.i += 1;
+                Ok(())
+            }
+            _ if newline_len(self.b, self.i) > 0 || self.at(b"//") => Ok(()),
+            _ if slashdashed && self.at(b"/-") => Ok(()),
+            _ => self.invalid(),
+        }
+    }
+
+    fn open_block(&mut self, slashdashed_node: bool, resume: Part, slashdashed: bool) -> Step {
+        let at = self.i;
+        self.i += 1;
+        self.check_depth_with(at, 1)?;
+        self.add_work()?;
+        self.doubled += u32::from(slashdashed);
+        self.blocks.push(Block { slashdashed_node, resume, doubled: slashdashed, outer_from: self.node_from });
+        Ok(())
+    }
+
+    fn close_block(&mut self) -> Step<(bool, Part)> {
+        let block = self.blocks.pop().expect("invariant: only called with an open block");
+        self.i += 1;
+        self.add_work()?;
+        self.doubled -= u32::from(block.doubled);
+        self.node_from = block.outer_from;
+        Ok((block.slashdashed_node, block.resume))
+    }
+
+    fn check_depth(&self, offset: usize) -> Step {
+        self.check_depth_with(offset, 0)
+    }
+
+    fn check_depth_with(&self, offset: usize, extra: usize) -> Step {
+        if self.blocks.len() + self.chain + extra > self.limits.max_depth {
+            return Err(Stop::Limit(GuardError::TooDeep { offset, max: self.limits.max_depth }));
+        }
+        Ok(())
+    }
+
+    /// Adds the text since the last call, weighted by the open slashdashed constructs.
+    fn add_work(&mut self) -> Result<(), GuardError> {
+        let len = (self.i - self.work_from) as u128;
+        self.work = self.work.saturating_add(len << self.doubled.min(64));
+        self.work_from = self.i;
+        if self.work > self.limits.work as u128 {
+            return Err(GuardError::SlashdashNesting { offset: self.i });
+        }
+        Ok(())
+    }
+
+    /// One value-like token, which must be followed by a value terminator (kdl checks, and
+    /// recovers differently otherwise).
+    fn atom(&mut self) -> Step<Atom> {
+        let start = self.i;
+        let string = string_end(self.b, start);
+        let (kind, end) = match (self.peek(), string) {
+            (_, Some(end)) => (Atom::Str, end),
+            (Some(b'#'), None) => {
+                let end = word_end(self.b, start + 1);
+                match &self.src[start + 1..end] {
+                    "true" | "false" | "null" | "inf" | "-inf" | "nan" => (Atom::Keyword, end),
+                    _ => return self.invalid(),
+                }
+            }
+            _ => {
+                let end = word_end(self.b, start);
+                match classify_word(&self.src[start..end]) {
+                    Some(kind) if end > start => (kind, end),
+                    _ => return self.invalid(),
+                }
+            }
+        };
+        self.i = end;
+        if !value_terminator_at(self.b, end) {
+            return self.invalid();
+        }
+        Ok(kind)
+    }
+
+    /// `node-space*`; whether there was any.
+    fn node_spaces(&mut self) -> Step<bool> {
+        let start = self.i;
+        loop {
+            let n = space_len(self.b, self.i);
+            if n > 0 {
+                self.i += n;
+            } else if self.at(b"/*") {
+                self.block_comment()?;
+            } else if !(self.peek() == Some(b'\\') && self.escline()?) {
+                return Ok(self.i > start);
+            }
+        }
+    }
+
+    /// Whether a `node-space` starts here (a space, block comment or line continuation).
+    fn node_space_here(&self) -> bool {
+        space_len(self.b, self.i) > 0 || self.at(b"/*") || self.at(b"\\")
+    }
+
+    /// `line-space*`: node-space, newlines and `//` comments.
+    fn line_spaces(&mut self) -> Step {
+        loop {
+            self.node_spaces()?;
+            let n = newline_len(self.b, self.i);
+            if n > 0 {
+                self.i += n;
+            } else if self.at(b"//") {
+                self.i = line_comment_end(self.b, self.i);
+            } else {
+                return Ok(());
+            }
+        }
+    }
+
+    /// `escline := '\' ws* (single-line-comment | newline | eof) ws*`. `false` (nothing
+    /// consumed) if the `\` does not start one.
+    fn escline(&mut self) -> Step<bool> {
+        let start = self.i;
+        self.i += 1;
+        self.wss()?;
+        let n = newline_len(self.b, self.i);
+        if n > 0 {
+            self.i += n;
+        } else if self.at(b"//") {
+            self.i = line_comment_end(self.b, self.i);
+        } else if self.i < self.b.len() {
+            self.i = start;
+            return Ok(false);
+        }
+        self.wss()?;
+        Ok(true)
+    }
+
+    /// `ws*`: unicode spaces and block comments.
+    fn wss(&mut self) -> Step {
+        loop {
+            let n = space_len(self.b, self.i);
+            if n > 0 {
+                self.i += n;
+            } else if self.at(b"/*") {
+                self.block_comment()?;
+            } else {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Skips the block comment here, charging its recursion on top of the open levels.
+    fn block_comment(&mut self) -> Step {
+        let levels = self.blocks.len() + self.chain;
+        let limits = self.limits;
+        let over = |offset, nest: usize, pieces: usize| {
+            if levels + nest > limits.max_depth {
+                Err(GuardError::TooDeep { offset, max: limits.max_depth })
+            } else if (levels + nest) * LEVEL_COST + pieces * PIECE_COST > limits.stack {
+                Err(GuardError::LongComment { offset })
+            } else {
+                Ok(())
+            }
+        };
+        match block_comment(self.b, self.i, over) {
+            Ok(Some(end)) => {
+                self.i = end;
+                Ok(())
+            }
+            Ok(None) => self.invalid(),
+            Err(e) => Err(Stop::Limit(e)),
+        }
+    }
+
+    /// The worst case from the start of the node where the exact reading failed: see the
+    /// module docs for the charges.
+    fn charge_rest(&mut self) -> Result<(), GuardError> {
+        let from = self.node_from;
+        let refuse = GuardError::Unrecoverable { offset: self.invalid_at };
+        let rest = &self.src[from.at..];
+        let mut stack = from.open * LEVEL_COST;
+        let mut doublings = from.doubled;
+        let mut after_ident = false;
+        for (k, c) in rest.char_indices() {
+            let next = rest.as_bytes().get(k + 1).copied();
+            let ident = is_identifier_char(c);
+            let mut cost = 0;
+            if (ident && !after_ident) || (!ident && !is_space(c) && !is_newline(c)) {
+                cost += RECOVERY_COST;
+            }
+            match (c, next) {
+                ('#', _) => cost += RECOVERY_COST,
+                ('{', _) => cost += LEVEL_COST,
+                ('*', _) => cost += 2 * PIECE_COST,
+                ('/', Some(b'*')) => cost += 2 * PIECE_COST + LEVEL_COST,
+                ('/', Some(b'-')) => {
+                    cost += 2 * PIECE_COST + LEVEL_COST;
+                    doublings += 1;
+                }
+                ('/', _) => cost += 2 * PIECE_COST,
+                _ => {}
+            }
+            stack += cost;
+            if stack > self.limits.stack {
+                return Err(refuse);
+            }
+            after_ident = ident;
+        }
+        let work = self.work.saturating_add((rest.len() as u128) << doublings.min(64));
+        if work > self.limits.work as u128 {
+            return Err(refuse);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Atom {
+    /// A quoted, raw or multi-line string.
+    Str,
+    /// A bare identifier string.
+    Ident,
+    Number,
+    /// `#true`, `#false`, `#null`, `#inf`, `#-inf`, `#nan`.
+    Keyword,
+}
+
+/// Whether an identifier-like word (a bare identifier or a number) starts here.
+fn atom_start(b: &[u8], i: usize) -> bool {
+    char_at(b, i).is_some_and(|(c, _)| is_identifier_char(c)) || matches!(b.get(i), Some(b'"' | b'#'))
+}
+
+/// A word of identifier characters: a number if kdl reads it as one (it tries numbers first),
+/// else an identifier unless kdl rejects it; `None` for what kdl rejects.
+fn classify_word(w: &str) -> Option<Atom> {
+    let unsigned = w.strip_prefix(['+', '-']).unwrap_or(w);
+    let numeric = |s: &str| s.starts_with(|c: char| c.is_ascii_digit());
+    if numeric(unsigned) {
+        return is_number(unsigned).then_some(Atom::Number);
+    }
+    if unsigned.strip_prefix('.').is_some_and(numeric) {
+        return None;
+    }
+    match w {
+        "true" | "false" | "null" | "inf" | "nan" => None,
+        _ => Some(Atom::Ident),
+    }
+}
+
+/// kdl's `hex | octal | binary | decimal | float` without the sign, each digit run fitting an
+/// `i128` as kdl requires.
+fn is_number(s: &str) -> bool {
+    for (prefixes, radix) in [(["0x", "0X"], 16), (["0o", "0O"], 8), (["0b", "0B"], 2)] {
+        if let Some(digits) = prefixes.iter().find_map(|p| s.strip_prefix(p)) {
+            return is_digits(digits, radix);
+        }
+    }
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(e) => (&s[..e], Some(&s[e + 1..])),
+        None => (s, None),
     };
-    // `levels` is open blocks plus stray-closer restarts; the latter never unwind.
-    let (mut levels, mut open) = (0usize, 0usize);
-    // Whether a string may start here; the parser reads `a"x"` or `"a""x"` as junk.
-    let mut at_boundary = true;
-    let mut i = if src.starts_with('\u{feff}') { 3 } else { 0 };
-    while i < b.len() {
-        match b[i] {
-            b'{' => {
-                (open, levels) = (open + 1, levels + 1);
-                over(i, levels)?;
-                (i, at_boundary) = (i + 1, true);
-            }
-            b'}' if open > 0 => (open, levels, i, at_boundary) = (open - 1, levels - 1, i + 1, false),
-            b'}' => {
-                levels += 1;
-                over(i, levels)?;
-                (i, at_boundary) = (i + 1, false);
-            }
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                i = line_comment_end(b, i);
-                at_boundary = true;
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => match block_comment(b, i, levels, &over)? {
-                Some(end) => (i, at_boundary) = (end, true),
-                None => return panic_scan(b, i, levels, &over),
-            },
-            b'/' if b.get(i + 1) == Some(&b'-') => i += 2,
-            b'"' | b'#' => match string_end(b, i) {
-                Lexed::NotString(end) => (i, at_boundary) = (end, false),
-                Lexed::String(end) if at_boundary && value_terminator_at(b, end) => (i, at_boundary) = (end, false),
-                Lexed::String(_) | Lexed::Malformed => return panic_scan(b, i, levels, &over),
-            },
-            b'(' | b')' | b'=' | b';' => (i, at_boundary) = (i + 1, true),
-            _ => match space_len(b, i) + newline_len(b, i) {
-                0 => (i, at_boundary) = (i + 1, false),
-                n => (i, at_boundary) = (i + n, true),
-            },
-        }
-    }
-    Ok(())
+    let (integer, fraction) = match mantissa.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (mantissa, None),
+    };
+    is_digits(integer, 10)
+        && fraction.is_none_or(|f| is_digits(f, 10))
+        && exponent.is_none_or(|e| is_digits(e.strip_prefix(['+', '-']).unwrap_or(e), 10))
 }
 
-/// Counting after the lexing went wrong: every `{` is a level, every `}`, `*` and `/` a
-/// comment piece, nothing ever closes.
-fn panic_scan(
-    b: &[u8],
-    from: usize,
-    mut levels: usize,
-    over: &impl Fn(usize, usize) -> Result<(), TooDeep>,
-) -> Result<(), TooDeep> {
-    let mut pieces = 0usize;
-    for (i, &c) in b.iter().enumerate().skip(from) {
+/// `digit (digit | '_')*` in `radix`, with a value that fits an `i128`.
+fn is_digits(s: &str, radix: u32) -> bool {
+    s.starts_with(|c: char| c.is_digit(radix))
+        && s.chars().all(|c| c == '_' || c.is_digit(radix))
+        && i128::from_str_radix(&s.replace('_', ""), radix).is_ok()
+}
+
+fn word_end(b: &[u8], mut i: usize) -> usize {
+    while let Some((c, n)) = char_at(b, i) {
+        if !is_identifier_char(c) {
+            break;
+        }
+        i += n;
+    }
+    i
+}
+
+/// Where the string starting at `i` (`"`, `"""`, `#"`, `#"""`, ...) ends, if kdl reads it
+/// as one well-formed string. Shared with the formatter's trivia lexer.
+pub(crate) fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let hashes = b[i..].iter().take_while(|&&c| c == b'#').count();
+    let open = i + hashes;
+    if b.get(open) != Some(&b'"') {
+        return None;
+    }
+    let multi = b[open..].starts_with(b"\"\"\"");
+    match (multi, newline_len(b, open + 3), hashes) {
+        (true, 0, 0) => None,
+        (true, n, _) if n > 0 => multiline_end(b, open + 3 + n, hashes),
+        (_, _, 0) => quoted_end(b, open + 1),
+        _ => raw_end(b, open + 1, hashes),
+    }
+}
+
+/// End of a single-line quoted string whose body starts at `i`.
+fn quoted_end(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let (c, n) = char_at(b, i)?;
         match c {
-            b'{' => levels += 1,
-            b'}' | b'*' | b'/' => pieces += 1,
-            _ => continue,
+            '"' => return Some(i + 1),
+            '\\' => i = escape_end(b, i)?,
+            _ if is_newline(c) || is_disallowed(c) => return None,
+            _ => i += n,
         }
-        over(i, levels + pieces.div_ceil(PIECES_PER_LEVEL))?;
     }
-    Ok(())
 }
 
-/// Skips the block comment opening at `start`, charging its recursion on top of `levels`.
-/// `Ok(None)` when it is unterminated.
+/// End of a single-line raw string with `hashes` hashes whose body starts at `start`.
+fn raw_end(b: &[u8], start: usize, hashes: usize) -> Option<usize> {
+    let mut i = start;
+    loop {
+        let (c, n) = char_at(b, i)?;
+        if c == '"' && closes_with_hashes(b, i + 1, hashes) {
+            // kdl rejects a body of one quote: it looks like a multi-line opening.
+            return (&b[start..i] != b"\"").then_some(i + 1 + hashes);
+        }
+        if is_newline(c) || is_disallowed(c) {
+            return None;
+        }
+        i += n;
+    }
+}
+
+/// End of a multi-line string (raw when `hashes > 0`) whose body starts at `start`, just
+/// after the newline that must follow the opening quotes. The closing quotes must stand on
+/// their own line after spaces (the prefix), and every other line must start with the prefix
+/// or be blank. Line continuations (`\` and a newline) are one line, as in kdl.
+fn multiline_end(b: &[u8], start: usize, hashes: usize) -> Option<usize> {
+    let escapes = hashes == 0;
+    let mut lines = Vec::new();
+    let mut i = start;
+    let (close, prefix) = loop {
+        lines.push(i);
+        let mut j = i;
+        while space_len(b, j) > 0 {
+            j += space_len(b, j);
+        }
+        if b[j..].starts_with(b"\"\"\"") && closes_with_hashes(b, j + 3, hashes) {
+            break (j, &b[i..j]);
+        }
+        loop {
+            let (c, n) = char_at(b, i)?;
+            match c {
+                _ if newline_len(b, i) > 0 => {
+                    i += newline_len(b, i);
+                    break;
+                }
+                '\\' if escapes => i = escape_end(b, i)?,
+                '"' if b[i..].starts_with(b"\"\"\"") && (escapes || closes_with_hashes(b, i + 3, hashes)) => {
+                    return None;
+                }
+                _ if is_disallowed(c) => return None,
+                _ => i += n,
+            }
+        }
+    };
+    for &line in &lines {
+        if !b[line..].starts_with(prefix) && !blank_line(b, line) {
+            return None;
+        }
+    }
+    Some(close + 3 + hashes)
+}
+
+fn closes_with_hashes(b: &[u8], i: usize, hashes: usize) -> bool {
+    b.len() >= i + hashes && b[i..i + hashes].iter().all(|&c| c == b'#')
+}
+
+/// End of the escape at `i` (a backslash), if kdl accepts it: `\` then spaces and newlines,
+/// one of `\"bfnrts`, or `u{` one to six hex digits of a scalar value `}`.
+fn escape_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while space_len(b, j) + newline_len(b, j) > 0 {
+        j += space_len(b, j) + newline_len(b, j);
+    }
+    if j > i + 1 {
+        return Some(j);
+    }
+    match b.get(i + 1)? {
+        b'\\' | b'"' | b'b' | b'f' | b'n' | b'r' | b't' | b's' => Some(i + 2),
+        b'u' if b.get(i + 2) == Some(&b'{') => {
+            let hex = b[i + 3..].iter().take_while(|c| c.is_ascii_hexdigit()).count();
+            let digits = std::str::from_utf8(&b[i + 3..i + 3 + hex]).ok()?;
+            let scalar = u32::from_str_radix(digits, 16).ok().and_then(char::from_u32);
+            ((1..=6).contains(&hex) && scalar.is_some() && b.get(i + 3 + hex) == Some(&b'}'))
+                .then_some(i + 4 + hex)
+        }
+        _ => None,
+    }
+}
+
+fn line_comment_end(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() {
+        match newline_len(b, i) {
+            0 => i += 1,
+            n => return i + n,
+        }
+    }
+    i
+}
+
+/// Skips the block comment opening at `start`, reporting its nesting and pieces to `over`
+/// as it goes. `Ok(None)` when it is unterminated.
 fn block_comment(
     b: &[u8],
     start: usize,
-    levels: usize,
-    over: &impl Fn(usize, usize) -> Result<(), TooDeep>,
-) -> Result<Option<usize>, TooDeep> {
+    over: impl Fn(usize, usize, usize) -> Result<(), GuardError>,
+) -> Result<Option<usize>, GuardError> {
     let (mut nest, mut pieces, mut i) = (0usize, 0usize, start);
     while i < b.len() {
         let at = i;
@@ -141,146 +863,18 @@ fn block_comment(
                 }
             }
         }
-        // `nest` includes the outermost comment, which costs a level of its own.
-        over(at, levels + nest + pieces.div_ceil(PIECES_PER_LEVEL))?;
+        over(at, nest, pieces)?;
     }
     Ok(None)
 }
 
-/// Where the well-formed string starting at `i` (`"`, `#"`, `"""`, ...) ends, if one does.
-/// Shared with the formatter's trivia lexer.
-pub(crate) fn string_end_at(b: &[u8], i: usize) -> Option<usize> {
-    match string_end(b, i) {
-        Lexed::String(end) => Some(end),
-        Lexed::NotString(_) | Lexed::Malformed => None,
-    }
-}
-
 /// Where the block comment starting at `i` ends; the end of input when unterminated.
+/// Shared with the formatter's trivia lexer.
 pub(crate) fn block_comment_end(b: &[u8], i: usize) -> usize {
-    block_comment(b, i, 0, &|_, _| Ok(())).ok().flatten().unwrap_or(b.len())
+    block_comment(b, i, |_, _, _| Ok(())).ok().flatten().unwrap_or(b.len())
 }
 
-/// What starts at a `"` or `#`.
-enum Lexed {
-    /// A well-formed string ending before this offset.
-    String(usize),
-    /// A `#` keyword or stray hashes, ending before this offset.
-    NotString(usize),
-    /// An unterminated or otherwise malformed string.
-    Malformed,
-}
-
-fn string_end(b: &[u8], start: usize) -> Lexed {
-    let hashes = b[start..].iter().take_while(|&&c| c == b'#').count();
-    let open = start + hashes;
-    if b.get(open) != Some(&b'"') {
-        return Lexed::NotString(open);
-    }
-    let multi = b[open..].starts_with(b"\"\"\"");
-    let end = match (multi, hashes) {
-        (true, _) => match newline_len(b, open + 3) {
-            0 => None,
-            n => multiline_end(b, open + 3 + n, hashes),
-        },
-        (false, 0) => quoted_end(b, open + 1),
-        (false, _) => raw_end(b, open + 1, hashes),
-    };
-    end.map_or(Lexed::Malformed, Lexed::String)
-}
-
-/// End of a single-line quoted string whose body starts at `i`.
-fn quoted_end(b: &[u8], mut i: usize) -> Option<usize> {
-    while i < b.len() {
-        match b[i] {
-            b'"' => return Some(i + 1),
-            b'\\' => i = escape_end(b, i),
-            _ if newline_len(b, i) > 0 => return None,
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-/// End of a single-line raw string with `hashes` hashes whose body starts at `i`.
-fn raw_end(b: &[u8], mut i: usize, hashes: usize) -> Option<usize> {
-    while i < b.len() {
-        if b[i] == b'"' && closes_with_hashes(b, i + 1, hashes) {
-            return Some(i + 1 + hashes);
-        }
-        if newline_len(b, i) > 0 {
-            return None;
-        }
-        i += 1;
-    }
-    None
-}
-
-/// End of a multi-line string (raw when `hashes > 0`) whose body starts at `start`, just
-/// after the newline that must follow the opening quotes. Malformed bodies (closing quotes
-/// not alone on their line, lines missing the closing line's indentation) are `None`,
-/// because the parser recovers from them by reading the body as code.
-fn multiline_end(b: &[u8], start: usize, hashes: usize) -> Option<usize> {
-    let escapes = hashes == 0;
-    let is_close =
-        |i: usize| b.get(i..).is_some_and(|rest| rest.starts_with(b"\"\"\"")) && closes_with_hashes(b, i + 3, hashes);
-    let (mut i, mut line) = (start, start);
-    while !is_close(i) {
-        if i >= b.len() {
-            return None;
-        }
-        match (b[i], newline_len(b, i)) {
-            (b'\\', _) if escapes => i = escape_end(b, i),
-            (_, 0) => i += 1,
-            (_, n) => (i, line) = (i + n, i + n),
-        }
-    }
-    let (close, prefix) = (i, &b[line..i]);
-    if !is_spaces(prefix) {
-        return None;
-    }
-    let (mut i, mut line_start) = (start, true);
-    while i < line {
-        if line_start && !b[i..].starts_with(prefix) && !blank_line(b, i) {
-            return None;
-        }
-        line_start = false;
-        match (b[i], newline_len(b, i)) {
-            (b'\\', _) if escapes => i = escape_end(b, i),
-            (_, 0) => i += 1,
-            (_, n) => (i, line_start) = (i + n, true),
-        }
-    }
-    Some(close + 3 + hashes)
-}
-
-fn closes_with_hashes(b: &[u8], i: usize, hashes: usize) -> bool {
-    b.len() >= i + hashes && b[i..i + hashes].iter().all(|&c| c == b'#')
-}
-
-/// End of the escape at `i` (a backslash); whitespace escapes swallow newlines too.
-fn escape_end(b: &[u8], i: usize) -> usize {
-    let mut j = i + 1;
-    loop {
-        match space_len(b, j) + newline_len(b, j) {
-            0 => break,
-            n => j += n,
-        }
-    }
-    if j == i + 1 { (i + 2).min(b.len()) } else { j }
-}
-
-fn line_comment_end(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() {
-        match newline_len(b, i) {
-            0 => i += 1,
-            n => return i + n,
-        }
-    }
-    i
-}
-
-/// Whether a value may end right before `i` (the parser's `value_terminator`).
+/// Whether a value may end right before `i` (kdl's `value_terminator`).
 fn value_terminator_at(b: &[u8], i: usize) -> bool {
     match b.get(i) {
         None | Some(b'=' | b')' | b'{' | b'}' | b';' | b'\\') => true,
@@ -296,14 +890,38 @@ fn blank_line(b: &[u8], mut i: usize) -> bool {
     newline_len(b, i) > 0
 }
 
-fn is_spaces(mut s: &[u8]) -> bool {
-    while !s.is_empty() {
-        match space_len(s, 0) {
-            0 => return false,
-            n => s = &s[n..],
-        }
-    }
-    true
+/// The character starting at byte `i` and its length; `None` at the end (or inside a
+/// character, which callers never ask about).
+fn char_at(b: &[u8], i: usize) -> Option<(char, usize)> {
+    let chunk = b.get(i..b.len().min(i + 4))?;
+    let valid = match std::str::from_utf8(chunk) {
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&chunk[..e.valid_up_to()]).ok()?,
+    };
+    valid.chars().next().map(|c| (c, c.len_utf8()))
+}
+
+/// kdl's `identifier-char`.
+fn is_identifier_char(c: char) -> bool {
+    !matches!(c, '\\' | '/' | '(' | ')' | '{' | '}' | '[' | ']' | ';' | '"' | '#' | '=')
+        && !is_space(c)
+        && !is_newline(c)
+        && !is_disallowed(c)
+}
+
+/// kdl's `disallowed-literal-code-points` as its parser checks them (U+007F is allowed).
+fn is_disallowed(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{8}' | '\u{e}'..='\u{1f}' | '\u{200e}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+fn is_space(c: char) -> bool {
+    SPACES.iter().any(|s| s.starts_with(c))
+}
+
+fn is_newline(c: char) -> bool {
+    NEWLINES.iter().any(|s| s.starts_with(c))
 }
 
 /// KDL v2 newlines, longest first so `\r\n` wins over `\r`.
@@ -332,31 +950,60 @@ fn match_len(b: &[u8], i: usize, set: &[&str]) -> usize {
 mod tests {
     use super::*;
 
+    const SMALL: Limits = Limits { max_depth: 4, stack: STACK_BUDGET, work: MAX_WORK };
+
     fn nested(depth: usize) -> String {
         format!("{}{}", "a {\n".repeat(depth), "}\n".repeat(depth))
     }
 
+    /// Whether the exact reading got through the whole file.
+    fn trusts(src: &str) -> bool {
+        Scan::new(src, LIMITS).document().is_ok()
+    }
+
+    /// A deterministic xorshift generator, so failures reproduce without a seed file.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, options: &[&'a str]) -> &'a str {
+            options[self.below(options.len())]
+        }
+        fn chance(&mut self, percent: usize) -> bool {
+            self.below(100) < percent
+        }
+    }
+
     #[test]
     fn accepts_depth_exactly_at_limit() {
-        assert_eq!(check_nesting(&nested(4), 4), Ok(()));
-        assert_eq!(check_nesting(&nested(MAX_DEPTH), MAX_DEPTH), Ok(()));
+        assert_eq!(check_with(&nested(4), SMALL), Ok(()));
+        assert_eq!(check_source(&nested(MAX_DEPTH)), Ok(()));
     }
 
     #[test]
     fn rejects_one_past_limit_at_the_offending_brace() {
         let src = nested(5);
         let offset = src.match_indices('{').nth(4).expect("test input has five braces").0;
-        assert_eq!(check_nesting(&src, 4), Err(TooDeep { offset, depth: 5 }));
-        assert_eq!(TooDeep { offset, depth: 5 }.to_string(), "blocks are nested more than 4 deep");
+        assert_eq!(check_with(&src, SMALL), Err(GuardError::TooDeep { offset, max: 4 }));
+        assert_eq!(GuardError::TooDeep { offset, max: 4 }.to_string(), "blocks are nested more than 4 deep");
+        assert!(matches!(check_source(&nested(MAX_DEPTH + 1)), Err(GuardError::TooDeep { .. })));
     }
 
     #[test]
-    fn ignores_braces_in_strings() {
+    fn ignores_braces_in_strings_and_comments() {
         let src = r####"
-            a "{{{" "\"{{" key="}}}{"
+            a "{{{" "\"{{" key="}}}{" // {{{
             b #"{{"{"# ##"{"#{"## #"""
                 {{{
-                """#
+                """# /* { */
             c """
                 {{ \"""{{
                 """
@@ -365,122 +1012,412 @@ mod tests {
                 }
             }
         "####;
-        assert!(kdl::KdlDocument::parse(src).is_ok());
-        assert_eq!(check_nesting(src, 2), Ok(()));
-        assert!(check_nesting(src, 1).is_err());
+        assert!(KdlDocument::parse(src).is_ok());
+        assert!(trusts(src));
+        assert_eq!(check_with(src, Limits { max_depth: 2, ..SMALL }), Ok(()));
+        assert!(check_with(src, Limits { max_depth: 1, ..SMALL }).is_err());
     }
 
     #[test]
-    fn ignores_braces_in_comments() {
-        let src = "// {{{{\na /* {{ */ {\n    b /* {{ {{ */\n}";
-        assert!(kdl::KdlDocument::parse(src).is_ok());
-        // The block comments cost two levels: one each, plus one for their few pieces.
-        assert_eq!(check_nesting(src, 3), Ok(()));
-        assert!(check_nesting(src, 2).is_err());
+    fn counts_slashdashed_children_and_chains_as_levels() {
+        let limit = Limits { max_depth: 1, ..SMALL };
+        assert!(check_with("a /-{ b { } }", limit).is_err());
+        // `a /- /- 1 2` is valid to kdl: each link is a frame of `node_entry`.
+        assert!(KdlDocument::parse("a /- /- 1 2").is_ok());
+        assert_eq!(check_with("a /- 1 /- 2 { }", limit), Ok(()));
+        assert_eq!(check_with("a /- /- 1 2", limit), Err(GuardError::TooDeep { offset: 5, max: 1 }));
     }
 
     #[test]
-    fn counts_slashdashed_children() {
-        assert!(check_nesting("a /-{ b { } }", 1).is_err());
+    fn charges_block_comment_nesting_and_length() {
+        let nest = format!("{}{}", "/*".repeat(5), "*/".repeat(5));
+        assert_eq!(check_with(&nest, Limits { max_depth: 5, ..SMALL }), Ok(()));
+        assert_eq!(check_with(&nest, SMALL), Err(GuardError::TooDeep { offset: 8, max: 4 }));
+        // A level for the comment, then a piece for " " and for each "*" and " " after it.
+        let long = format!("/* {}*/", "* ".repeat(100));
+        let stack = LEVEL_COST + 201 * PIECE_COST;
+        assert_eq!(check_with(&long, Limits { stack, ..SMALL }), Ok(()));
+        assert!(matches!(check_with(&long, Limits { stack: stack - 1, ..SMALL }), Err(GuardError::LongComment { .. })));
     }
 
     #[test]
-    fn counts_stray_closers_as_levels() {
-        assert_eq!(check_nesting("}}", 2), Ok(()));
-        assert_eq!(check_nesting("a {} }}}", 2), Err(TooDeep { offset: 7, depth: 3 }));
+    fn refuses_sources_over_the_size_limit() {
+        let src = "a\n".repeat(MAX_SOURCE_LEN / 2 + 1);
+        assert_eq!(check_source(&src), Err(GuardError::TooLarge { len: src.len() }));
+        assert_eq!(check_source(&src[..MAX_SOURCE_LEN]), Ok(()));
     }
 
     #[test]
-    fn charges_block_comment_pieces_and_nesting() {
-        // One level for the comment, one per eight pieces: " " then 24 times "*" and " ".
-        let pieces = format!("/* {}*/", "* ".repeat(24));
-        assert_eq!(check_nesting(&pieces, 8), Ok(()));
-        assert_eq!(check_nesting(&pieces, 7).map_err(|e| e.depth), Err(8));
-        let nest = format!("{}{}", "/*".repeat(10), "*/".repeat(10));
-        assert_eq!(check_nesting(&nest, 10), Ok(()));
-        assert_eq!(check_nesting(&nest, 9), Err(TooDeep { offset: 18, depth: 10 }));
+    fn bounds_nested_slashdashed_blocks() {
+        // kdl parses a slashdashed block without real children twice, and so on inside it.
+        let sd = |depth: usize| format!("{}{}", "a /-{\n".repeat(depth), "}\n".repeat(depth));
+        assert_eq!(check_source(&sd(8)), Ok(()));
+        assert!(matches!(check_source(&sd(30)), Err(GuardError::SlashdashNesting { .. })));
+        let trailing = |depth: usize| format!("{}{}", "a {\nx\n/- b {\n".repeat(depth), "}\n}\n".repeat(depth));
+        assert!(matches!(check_source(&trailing(30)), Err(GuardError::SlashdashNesting { .. })));
+        // Plain blocks inside one slashdashed node double once.
+        assert_eq!(check_source(&format!("/- x {{\n{}\n}}", nested(60))), Ok(()));
     }
 
     #[test]
-    fn distrusts_the_rest_after_malformed_strings() {
-        let deep = "{".repeat(10);
-        for bad in [
-            "x \"abc\n",
-            "x \"\"\"\n",
-            "x \"\"\"x",
-            "x #\"abc\n",
-            "x #\"\"\"\n",
-            "abc\"",
-            "x \"a\"\"",
-            "x \"\"\"\n  a\n    \"\"\"\n\"",
-            "x /* ",
+    fn reads_numbers_and_identifiers_like_kdl() {
+        for (word, kind) in [
+            ("1", Some(Atom::Number)),
+            ("-1_000.5e+3_", Some(Atom::Number)),
+            ("0x1F", Some(Atom::Number)),
+            ("+0O7", Some(Atom::Number)),
+            ("0b1_0", Some(Atom::Number)),
+            ("1E5", Some(Atom::Number)),
+            ("170141183460469231731687303715884105727", Some(Atom::Number)),
+            ("170141183460469231731687303715884105728", None),
+            ("1.", None),
+            ("1x", None),
+            ("0x", None),
+            (".5", None),
+            ("-.5", None),
+            ("true", None),
+            ("-inf", Some(Atom::Ident)),
+            ("-.", Some(Atom::Ident)),
+            ("..5", Some(Atom::Ident)),
+            ("x.5", Some(Atom::Ident)),
+            ("é", Some(Atom::Ident)),
         ] {
+            assert_eq!(classify_word(word), kind, "{word}");
+            assert_eq!(KdlDocument::parse(&format!("a {word}")).is_ok(), kind.is_some(), "{word}");
+        }
+    }
+
+    #[test]
+    fn reads_strings_like_kdl() {
+        for (src, ok) in [
+            (r#""a\"\\\b\f\n\r\t\s\u{1F600}""#, true),
+            ("\"a\\  \n  b\"", true),
+            (r#""\q""#, false),
+            (r#""\u{}""#, false),
+            (r#""\u{1234567}""#, false),
+            (r#""\u{D800}""#, false),
+            ("\"a\u{1}\"", false),
+            ("\"a\nb\"", false),
+            (r##"#"a"b"#"##, true),
+            (r##"#"""x"#"##, true),
+            (r##"#"""#"##, false),
+            ("\"\"\"\n  a\n\n   b\n  \"\"\"", true),
+            ("\"\"\"\n  a \\\nb\n  \"\"\"", true),
+            ("\"\"\"\n a\n  \"\"\"", false),
+            ("\"\"\"\n  a\"\"\"\n  \"\"\"", false),
+            ("\"\"\"x\n\"\"\"", false),
+            ("#\"\"\"\n  \"\"\" a\n  \"\"\"#", true),
+        ] {
+            let kdl_ok = KdlDocument::parse(&format!("n {src}")).is_ok();
+            assert_eq!(kdl_ok, ok, "kdl on {src:?}");
+            assert_eq!(string_end(src.as_bytes(), 0) == Some(src.len()), ok, "{src:?}");
+        }
+    }
+
+    #[test]
+    fn distrusts_from_the_node_start_after_malformed_strings() {
+        // An unterminated `"""` makes kdl read the braces inside it as blocks.
+        let deep = "{".repeat(10);
+        let stack = 8 * LEVEL_COST;
+        for bad in ["x \"abc\n", "x \"\"\"\n", "x \"\"\"x", "x #\"abc\n", "x \"a\"\"", "x /* ", "(t \"{{{{{{{{{{\"", "x \"\\q{{{{{{{{{{\""] {
             let src = format!("{bad}{deep}\"");
-            assert!(check_nesting(&src, 5).is_err(), "{bad:?} slipped through");
+            assert!(!trusts(&src));
+            assert_eq!(
+                check_with(&src, Limits { stack, ..LIMITS }).map_err(|e| matches!(e, GuardError::Unrecoverable { .. })),
+                Err(true),
+                "{bad:?} slipped through"
+            );
         }
     }
 
     #[test]
-    fn accepts_valid_multiline_strings_with_escapes() {
-        let src = "a \"\"\"\n    x \\\n  y\n\n    \"\"\" {\n}\nb #\"\"\"\n  \"\"# c\n  \"\"\"#";
-        assert!(kdl::KdlDocument::parse(src).is_ok());
-        // Stays exact: only the one real block counts.
-        assert_eq!(check_nesting(src, 1), Ok(()));
-    }
-
-    #[test]
-    fn survives_unbalanced_and_garbage_input() {
-        for src in ["}", "{", "{{}}}}{", "\"", "#", "##\"", "/*", "*/", "\\", "/-", "\u{feff}{", "é{ß}"] {
-            let _ = check_nesting(src, 1);
+    fn charges_every_possible_recovery() {
+        for unit in ["}", ")", "=", "[", ".5 ", "a=", "99999999999999999999999999999999999999999 ", "#truex "] {
+            let src = unit.repeat(100);
+            assert!(!trusts(&src), "{unit:?}");
+            assert_eq!(check_source(&src), Ok(()), "{unit:?}");
+            // Each unit can stop kdl's node list at least once.
+            let refused = check_with(&src, Limits { stack: 100 * RECOVERY_COST - 1, ..LIMITS });
+            assert!(matches!(refused, Err(GuardError::Unrecoverable { .. })), "{unit:?}: {refused:?}");
         }
-        assert_eq!(check_nesting("\u{feff}\"x\" {}", 1), Ok(()));
+        // After an error, kdl's reading of a `/-` cannot be predicted: each may double the work.
+        assert_eq!(check_source(&format!("}}{}", "/- a\n".repeat(8))), Ok(()));
+        assert!(matches!(check_source(&format!("}}{}", "/- a\n".repeat(30))), Err(GuardError::Unrecoverable { .. })));
     }
 
     #[test]
     fn never_panics_and_reports_char_boundaries() {
-        // A small xorshift generator keeps the test deterministic and dependency-free.
-        let alphabet = ["{", "}", "\"", "#", "/", "*", "\\", "\n", " ", "a", "=", "-", "é", "\u{2028}"];
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let alphabet = ["{", "}", "\"", "#", "/", "*", "-", "\\", "\n", " ", "a", "1", "=", "(", ")", "é", "\u{2028}"];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let limits = Limits { max_depth: 2, stack: 3 * LEVEL_COST, work: 64 };
         for _ in 0..4000 {
-            let mut src = String::new();
-            for _ in 0..(state % 40) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                src.push_str(alphabet[(state % alphabet.len() as u64) as usize]);
-            }
-            if let Err(e) = check_nesting(&src, 2) {
-                assert!(src.is_char_boundary(e.offset) && e.offset < src.len(), "{src:?}");
-                assert_eq!(e.depth, 3);
+            let src: String = (0..rng.below(40)).map(|_| rng.pick(&alphabet)).collect();
+            if let Err(e) = check_with(&src, limits) {
+                assert!(src.is_char_boundary(e.offset()) && e.offset() <= src.len(), "{src:?}: {e:?}");
             }
         }
     }
 
-    /// The guard is only worth its limit if kdl survives everything the limit lets through.
-    /// Debug builds spend ~33 KiB of stack per level, so depth 64 needs more than the
-    /// 2 MiB a spawned (or test) thread gets by default; 8 MiB is the main thread's.
+    /// Random documents using every construct kdl accepts, with trivia in every slot.
+    fn generate_document(rng: &mut Rng) -> String {
+        fn value(rng: &mut Rng) -> String {
+            let v = rng.pick(&[
+                "1", "-1.5e3", "0x1F", "0o7", "0b1_0", "1_000", "+5", "1E5", "#true", "#null", "#-inf", "#nan", "x",
+                "-", ".a", "é", "\"s\"", "\"\\\"\\u{1F600}\\s\"", "\"a\\\n   b\"", "\"\"", "#\"r\"#", "##\"a\"#\"##",
+                "#\"\"\"x\"#", "\"\"\"\n  m\n\n   n \\\"\"\"\n  \"\"\"", "#\"\"\"\n\ta\n\t\"\"\"#", "-inf",
+            ]);
+            match rng.below(4) {
+                0 => format!("({}){v}", rng.pick(&["t", "\"t\"", " t ", "/*c*/t"])),
+                _ => v.to_owned(),
+            }
+        }
+        fn space(rng: &mut Rng) -> &'static str {
+            rng.pick(&[" ", " ", "\t", " /* c */ ", " \\\n  ", " \\ // c\n ", "\u{3000}"])
+        }
+        fn entry(rng: &mut Rng, out: &mut String) {
+            match rng.below(6) {
+                0 => out.push_str(&format!("{}{}={}", rng.pick(&["k", "\"k k\"", "-x"]), rng.pick(&["", " "]), value(rng))),
+                1 => {
+                    let links = 1 + rng.below(3);
+                    out.push_str(&"/- ".repeat(links));
+                    for _ in 0..links {
+                        out.push_str(&value(rng));
+                        out.push_str(space(rng));
+                    }
+                    out.push_str(&value(rng));
+                }
+                2 => out.push_str(&format!("/-{}{}", rng.pick(&["", " ", "\n  "]), value(rng))),
+                _ => out.push_str(&value(rng)),
+            }
+        }
+        fn nodes(rng: &mut Rng, depth: usize, out: &mut String) {
+            for _ in 0..1 + rng.below(3) {
+                out.push_str(rng.pick(&["", "\n", "\n\n", "// c\n", "/* c */ ", "\\\n", "  ", "\r\n"]));
+                let slashdashed = rng.chance(20);
+                if slashdashed {
+                    out.push_str(rng.pick(&["/-", "/- ", "/-\n", "/- // c\n"]));
+                }
+                if rng.chance(20) {
+                    out.push_str(rng.pick(&["(t)", "( \"t\" )", "(t) "]));
+                }
+                out.push_str(rng.pick(&["n", "\"q n\"", "#\"r\"#", "-", ".n", "é", "+x", "\"\"\"\n  m\n  \"\"\""]));
+                for _ in 0..rng.below(4) {
+                    out.push_str(space(rng));
+                    entry(rng, out);
+                }
+                if rng.chance(15) {
+                    out.push_str(space(rng));
+                    out.push_str("/- { x }");
+                }
+                let children = depth < 3 && rng.chance(35);
+                if children {
+                    out.push_str(rng.pick(&[" {", "{", " { // o\n"]));
+                    nodes(rng, depth + 1, out);
+                    out.push_str(rng.pick(&["", "\n", " ", "/- z"]));
+                    out.push('}');
+                    out.push_str(rng.pick(&["", " /-{ w }", "/-{ w } /- { v }", " /* a */"]));
+                }
+                let terminators: &[&str] =
+                    if slashdashed { &["\n", " // t\n", "\r\n"] } else { &["\n", ";", " ;", " // t\n", "\r\n"] };
+                out.push_str(rng.pick(terminators));
+            }
+        }
+        let mut out = String::new();
+        if rng.chance(5) {
+            out.push('\u{feff}');
+        }
+        nodes(rng, 0, &mut out);
+        out.push_str(rng.pick(&["", "// end", "\n/- z", "\n/-z 1"]));
+        out
+    }
+
+    /// Never refusing valid KDL depends on the exact reading following kdl's grammar.
     #[test]
-    fn kdl_parses_everything_the_limit_allows() {
-        let shapes: [fn(usize) -> String; 4] = [
+    fn trusts_every_valid_generated_document() {
+        let seed: u64 = std::env::var("GUARD_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x2545_f491_4f6c_dd1d);
+        let rounds: usize = std::env::var("GUARD_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3000);
+        let mut rng = Rng(seed);
+        let mut valid = 0;
+        for _ in 0..rounds {
+            let src = generate_document(&mut rng);
+            if KdlDocument::parse(&src).is_ok() {
+                valid += 1;
+                assert!(trusts(&src), "valid KDL distrusted at {}:\n{src}", {
+                    let mut scan = Scan::new(&src, LIMITS);
+                    let _ = scan.document();
+                    scan.invalid_at
+                });
+            }
+        }
+        assert!(valid > 2000, "only {valid} generated documents were valid");
+    }
+
+    /// The bound depends on the exact reading never trusting what kdl would recover from.
+    #[test]
+    fn trusts_nothing_kdl_rejects() {
+        let tokens = [
+            "{", "}", "(", ")", "=", ";", "/-", "\\", "\n", " ", "\"", "\"\"\"", "#", "#\"", "\"#", "/*", "*/", "//",
+            "a", "1", ".5", "1e", "0x", "-", "#true", "#tru", "\"s\"", "é", "\u{1}", "\u{feff}", "[", "'", "e",
+        ];
+        let seed: u64 = std::env::var("GUARD_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5851_f42d_4c95_7f2d);
+        let rounds: usize = std::env::var("GUARD_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(12_000);
+        let mut rng = Rng(seed);
+        let mut trusted = 0;
+        for round in 0..rounds {
+            let mut src = if round % 2 == 0 { generate_document(&mut rng) } else { String::new() };
+            for _ in 0..1 + rng.below(if src.is_empty() { 12 } else { 3 }) {
+                let mut at = rng.below(src.len() + 1);
+                while !src.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let mut end = (at + rng.below(4)).min(src.len());
+                while !src.is_char_boundary(end) {
+                    end -= 1;
+                }
+                match rng.below(4) {
+                    0 => src.replace_range(at..end, ""),
+                    1 => {
+                        let copy = src[at..end].to_owned();
+                        src.insert_str(end, &copy);
+                    }
+                    _ => src.insert_str(at, rng.pick(&tokens)),
+                }
+            }
+            if trusts(&src) {
+                trusted += 1;
+                assert!(KdlDocument::parse(&src).is_ok(), "trusted what kdl rejects:\n{src:?}");
+            }
+        }
+        assert!(trusted > 1000, "only {trusted} mutated documents were trusted");
+    }
+
+    /// Everything the scan accepts fits in [`STACK_BUDGET`], a quarter of the parser's stack.
+    #[test]
+    fn kdl_survives_the_largest_accepted_inputs_in_a_quarter_of_its_stack() {
+        let shapes: [fn(usize) -> String; 10] = [
             nested,
+            |n| format!("a {}{}", "/- ".repeat(n), "1 ".repeat(n)),
             |n| format!("/* {}*/", "* ".repeat(n)),
             |n| format!("{}{}", "/*".repeat(n), "*/".repeat(n)),
             |n| "}".repeat(n),
+            |n| ")".repeat(n),
+            |n| "a=".repeat(n),
+            |n| "/- ".repeat(n),
+            |n| format!("x \"\"\"\n{}", "a {".repeat(n)),
+            |n| format!("{}{}", nested(MAX_DEPTH).trim_end_matches("}\n"), "x )".repeat(n)),
         ];
-        let largest_allowed = shapes.map(|shape| {
-            (1..)
-                .map(shape)
-                .take_while(|src| check_nesting(src, MAX_DEPTH).is_ok())
-                .last()
-                .expect("the smallest shape is allowed")
+        let largest = shapes.map(|shape| {
+            let (mut ok, mut over) = (0usize, 1usize);
+            while check_source(&shape(over)).is_ok() {
+                (ok, over) = (over, over * 2);
+            }
+            while over - ok > 1 {
+                let mid = (ok + over) / 2;
+                if check_source(&shape(mid)).is_ok() { ok = mid } else { over = mid }
+            }
+            shape(ok)
         });
-        let parsed = std::thread::Builder::new()
-            .stack_size(8 << 20)
-            .spawn(move || largest_allowed.iter().map(|src| kdl::KdlDocument::parse(src).is_ok()).collect::<Vec<_>>())
+        thread::Builder::new()
+            .stack_size(STACK_BUDGET)
+            .spawn(move || {
+                for src in &largest {
+                    let _ = KdlDocument::parse(src);
+                }
+            })
             .expect("spawn parser thread")
             .join()
             .expect("kdl survives");
-        // The stray closers are errors, but reported ones rather than an abort.
-        assert_eq!(parsed, [true, true, true, false]);
+    }
+
+    #[test]
+    fn parse_kdl_does_not_depend_on_the_callers_stack() {
+        let doc = thread::Builder::new()
+            .stack_size(64 << 10)
+            .spawn(|| parse_kdl(&nested(MAX_DEPTH)).map(|doc| doc.nodes().len()))
+            .expect("spawn small thread")
+            .join()
+            .expect("no overflow");
+        assert_eq!(doc.ok(), Some(1));
+    }
+
+    /// The shapes that overflowed kdl before the guard, through both callers, on an ordinary
+    /// 2 MiB test thread.
+    mod hostile_inputs {
+        use super::*;
+        use crate::span::SourceFile;
+
+        /// Loading and formatting either succeed or say why; neither may abort. Returns whether
+        /// kdl parsed the file and whether it formatted.
+        fn survive(src: &str) -> (bool, bool) {
+            let mut diagnostics = Vec::new();
+            let _ = crate::syntax::parse_file(&SourceFile::new("hostile.kdl", src), &mut diagnostics);
+            assert!(!diagnostics.is_empty() && diagnostics.iter().all(|d| d.loc.offset <= src.len()));
+            (parse_kdl(src).is_ok(), crate::fmt::format_source(src).is_ok())
+        }
+
+        fn refused(src: &str) -> bool {
+            matches!(parse_kdl(src), Err(ParseFailure::Refused(_)))
+        }
+
+        #[test]
+        fn deep_nesting_at_and_past_the_limit() {
+            let _ = survive(&nested(MAX_DEPTH));
+            assert!(!refused(&nested(MAX_DEPTH)));
+            assert!(refused(&nested(MAX_DEPTH + 1)));
+            let _ = survive(&nested(MAX_DEPTH + 1));
+            let _ = survive(&"a {".repeat(100_000));
+            let _ = survive(&"{".repeat(100_000));
+        }
+
+        #[test]
+        fn ten_thousand_stray_closers() {
+            assert_eq!(survive(&"}".repeat(10_000)), (false, false));
+            assert_eq!(survive(&format!("{}{}", nested(MAX_DEPTH), "}".repeat(10_000))), (false, false));
+        }
+
+        #[test]
+        fn runs_of_junk() {
+            for unit in [")", "=", "/-", "/- ", "a=", ".5 ", "#truex "] {
+                let src = unit.repeat(100_000);
+                assert!(refused(&src), "{unit:?}");
+                assert_eq!(survive(&src), (false, false));
+            }
+        }
+
+        #[test]
+        fn long_block_comments() {
+            for src in [
+                format!("/* {} */", "* / ".repeat(100_000)),
+                format!("{}{}", "/*".repeat(10_000), "*/".repeat(10_000)),
+                format!("a /* {}", "*".repeat(100_000)),
+                format!("/*{}", "/".repeat(100_000)),
+            ] {
+                assert!(refused(&src));
+                assert_eq!(survive(&src), (false, false));
+            }
+            // Long, but not deeply recursive: kdl reads a run of text as one piece.
+            assert_eq!(survive(&format!("/* {} */\na", "x".repeat(100_000))), (true, true));
+        }
+
+        #[test]
+        fn unterminated_strings_followed_by_deep_braces() {
+            for open in ["a \"", "a \"\"\"\n", "a #\"", "a #\"\"\"\n", "(a \""] {
+                for depth in [60, 1000, 100_000] {
+                    let _ = survive(&format!("{open}{}", "{".repeat(depth)));
+                    let _ = survive(&format!("{open}{}\"", "x {".repeat(depth)));
+                }
+            }
+        }
+
+        #[test]
+        fn a_mebibyte_of_junk() {
+            let mut rng = Rng(0xdead_beef_cafe_f00d);
+            let junk = ["{", "}", "(", ")", "=", "/-", "/*", "*/", "\"", "#", "\\", ";", "a", " ", "\n", "é"];
+            let src: String = (0..MAX_SOURCE_LEN / 2).map(|_| rng.pick(&junk)).collect::<String>();
+            let src = &src[..src.floor_char_boundary(MAX_SOURCE_LEN)];
+            assert_eq!(survive(src), (false, false));
+            let over = format!("{src}{src}");
+            assert_eq!(survive(&over), (false, false));
+        }
     }
 }

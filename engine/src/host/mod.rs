@@ -1,0 +1,479 @@
+//! The plugin host: every stage runs as a WebAssembly component in a sandbox.
+//!
+//! A [`PluginHost`] owns the wasmtime engine (cranelift, pooling allocator, epoch interruption,
+//! on-disk compilation cache) and the linker. [`PluginHost::load`] compiles a component,
+//! checks its ABI version, pre-links it ([`wasmtime::component::InstancePre`]) and asks it to
+//! `describe()` itself: the result is a [`Plugin`]. [`Plugin::call`] runs one stage call in a
+//! fresh `Store`:
+//!
+//! - capabilities are linked for every plugin but answer only if the stage was granted them; a
+//!   call to an ungranted one is refused and fails the stage ([`StageError::Ungranted`]);
+//! - WASI is linked deny-by-default: no preopened directories, no environment, no network;
+//! - memory is capped ([`CallLimits::memory_bytes`]), the wall clock is capped by epoch
+//!   interruption and by a timer that also covers time spent waiting in host calls, and the
+//!   output is capped ([`CallLimits::output_bytes`]) and checked against the descriptor.
+//!
+//! Traps, deadlines and limit hits become typed [`StageError`]s with the plugin's captured
+//! stderr (a panic message); the pipeline's `on-error` policy decides what follows. Nothing a
+//! plugin does can panic the host or stall it past the deadline.
+
+mod bindings;
+mod complete;
+mod convert;
+mod embed;
+mod kv;
+mod log;
+mod now;
+mod search;
+pub mod services;
+mod state;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sha2::Digest as _;
+use tailor_dsl::descriptor::{Capability, Descriptor};
+use tailor_dsl::types::{Type, Value};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store};
+
+pub use self::convert::Malformed;
+pub use self::state::{LogLevel, LogLine};
+use self::bindings::{Stage, StagePre};
+use self::services::{ItemFilter, Scope, Services};
+use self::state::HostState;
+
+/// The plugin ABI this host implements: the version of the `tailor:plugin` WIT package.
+pub const ABI_VERSION: semver::Version = semver::Version::new(0, 1, 0);
+
+/// How often the epoch advances; deadlines are accurate to about this.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Bounds on one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+    pub output_bytes: usize,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        CallLimits { timeout: Duration::from_secs(30), memory_bytes: 256 << 20, output_bytes: 16 << 20 }
+    }
+}
+
+/// Where a call comes from, for the plugin's logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallContext {
+    pub request_id: String,
+    pub pipeline: String,
+    pub stage: String,
+}
+
+/// One call of a stage.
+#[derive(Clone)]
+pub struct Call {
+    pub context: CallContext,
+    /// Input ports by name; the values' types are the ports' declared types.
+    pub inputs: Vec<(String, Value)>,
+    pub config: Vec<(String, Value)>,
+    /// Capabilities granted to the stage (the ambient ones are added).
+    pub grants: BTreeSet<Capability>,
+    /// The user the call is for; `None` leaves `search` and `kv` unavailable.
+    pub scope: Option<Scope>,
+    /// The stage's `where` filter, applied to everything `search` returns.
+    pub filter: Option<ItemFilter>,
+    pub services: Services,
+    pub limits: CallLimits,
+}
+
+impl Call {
+    /// A call with no inputs, no grants, no user and default limits.
+    pub fn new(context: CallContext) -> Self {
+        Call {
+            context,
+            inputs: Vec::new(),
+            config: Vec::new(),
+            grants: BTreeSet::new(),
+            scope: None,
+            filter: None,
+            services: Services::default(),
+            limits: CallLimits::default(),
+        }
+    }
+}
+
+/// What a call produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallOutput {
+    /// One value per declared output port, in the descriptor's order.
+    pub outputs: Vec<(String, Value)>,
+    pub logs: Vec<LogLine>,
+}
+
+/// Why a stage call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StageError {
+    #[error("the plugin trapped: {trap}{}", panic_suffix(stderr))]
+    Trap { trap: String, stderr: String },
+    #[error("the stage ran past its deadline of {}ms", limit.as_millis())]
+    Timeout { limit: Duration },
+    #[error("the stage reached its memory limit of {limit} bytes{}", panic_suffix(stderr))]
+    MemoryLimit { limit: usize, stderr: String },
+    #[error("the stage's output is {size} bytes, over its limit of {limit}")]
+    OutputTooLarge { size: usize, limit: usize },
+    #[error("the stage called `{capability}`, which it was not granted")]
+    Ungranted { capability: Capability },
+    #[error("the plugin returned malformed output: {reason}")]
+    MalformedOutput { reason: String },
+    #[error("the plugin reported invalid input: {0}")]
+    InvalidInput(String),
+    #[error("the plugin reported invalid config: {0}")]
+    InvalidConfig(String),
+    #[error("a capability failed: {0}")]
+    Host(String),
+    #[error("the plugin failed: {0}")]
+    Failed(String),
+    #[error("the plugin could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+fn panic_suffix(stderr: &str) -> String {
+    if stderr.is_empty() { String::new() } else { format!(" (stderr: {stderr})") }
+}
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a valid component: {0}")]
+    Compile(String),
+    #[error("the component is not a Tailor plugin: {0}")]
+    NotAPlugin(String),
+    #[error("the plugin targets ABI {found}, this host implements {ABI_VERSION}")]
+    AbiMismatch { found: String },
+    #[error("`describe()` failed: {0}")]
+    Describe(String),
+    #[error("the plugin's descriptor is invalid: {0}")]
+    Descriptor(#[from] Malformed),
+}
+
+/// The engine, linker and epoch clock shared by every plugin.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<HostState>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl PluginHost {
+    /// A host with the pooling allocator and an on-disk compilation cache (wasmtime's own:
+    /// keyed by the component's bytes and the compiler's settings; never fed by others).
+    pub fn new() -> Result<Self, LoadError> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(512);
+        pool.total_core_instances(1024);
+        pool.total_memories(1024);
+        pool.total_tables(1024);
+        pool.max_memory_size(1 << 30);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        if let Ok(cache) = wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
+            config.cache(Some(cache));
+        }
+        let engine = Engine::new(&config).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        Stage::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.weak(), Arc::clone(&stop_ticker));
+        std::thread::Builder::new()
+            .name("tailor-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match ticker_engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| LoadError::Compile(format!("epoch thread: {e}")))?;
+        Ok(PluginHost { engine, linker, stop_ticker })
+    }
+
+    /// Compiles and checks a component: a `.wasm` file's bytes, never precompiled code.
+    pub async fn load(&self, wasm: &[u8]) -> Result<Plugin, LoadError> {
+        let engine = self.engine.clone();
+        let bytes = wasm.to_vec();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| LoadError::Compile(e.to_string()))?
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let abi = abi_version(&component, &self.engine)?;
+        if !abi_compatible(&abi) {
+            return Err(LoadError::AbiMismatch { found: abi.to_string() });
+        }
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
+        let pre = StagePre::new(pre).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
+        let mut plugin = Plugin {
+            pre,
+            descriptor: Arc::new(placeholder_descriptor()),
+            sha256: hex(&sha2::Sha256::digest(wasm)),
+            abi,
+        };
+        let describe_limits = CallLimits { timeout: Duration::from_secs(5), ..CallLimits::default() };
+        let descriptor = plugin.describe(self, describe_limits).await?;
+        plugin.descriptor = Arc::new(descriptor);
+        Ok(plugin)
+    }
+
+    fn store(&self, state: HostState, limits: &CallLimits) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
+        let ticks = limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1) as u64;
+        store.set_epoch_deadline(ticks + 1);
+        store.epoch_deadline_trap();
+        store
+    }
+}
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The `tailor:plugin` version a component was built against, from its import and export names.
+fn abi_version(component: &Component, engine: &Engine) -> Result<semver::Version, LoadError> {
+    let ty = component.component_type();
+    let names = ty.imports(engine).map(|(n, _)| n.to_string()).chain(ty.exports(engine).map(|(n, _)| n.to_string()));
+    let mut found: Option<semver::Version> = None;
+    for name in names {
+        if let Some(rest) = name.strip_prefix("tailor:plugin/") {
+            let version = rest
+                .split_once('@')
+                .and_then(|(_, v)| semver::Version::parse(v).ok())
+                .ok_or_else(|| LoadError::NotAPlugin(format!("`{name}` carries no version")))?;
+            if found.as_ref().is_some_and(|f| *f != version) {
+                return Err(LoadError::NotAPlugin("it mixes versions of the plugin ABI".into()));
+            }
+            found = Some(version);
+        }
+    }
+    found.ok_or_else(|| LoadError::NotAPlugin("it uses no `tailor:plugin` interface".into()))
+}
+
+/// Semver compatibility: same major, and for 0.x the same minor; a plugin built against an
+/// older patch (or, past 1.0, an older minor) of the ABI runs on a newer host.
+fn abi_compatible(v: &semver::Version) -> bool {
+    if ABI_VERSION.major == 0 {
+        v.major == 0 && v.minor == ABI_VERSION.minor && v.patch <= ABI_VERSION.patch
+    } else {
+        v.major == ABI_VERSION.major && v.minor <= ABI_VERSION.minor
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn placeholder_descriptor() -> Descriptor {
+    Descriptor {
+        name: String::new(),
+        version: semver::Version::new(0, 0, 0),
+        kind: tailor_dsl::descriptor::StageKind::Generator,
+        summary: String::new(),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        config: Vec::new(),
+        grants: Vec::new(),
+    }
+}
+
+/// A loaded, checked plugin, ready to be called any number of times concurrently.
+#[derive(Clone)]
+pub struct Plugin {
+    pre: StagePre<HostState>,
+    descriptor: Arc<Descriptor>,
+    sha256: String,
+    abi: semver::Version,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.descriptor.name)
+            .field("version", &self.descriptor.version.to_string())
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    pub fn descriptor(&self) -> &Arc<Descriptor> {
+        &self.descriptor
+    }
+
+    /// The SHA-256 of the component's bytes, hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The plugin ABI version the component was built against.
+    pub fn abi(&self) -> &semver::Version {
+        &self.abi
+    }
+
+    async fn describe(&self, host: &PluginHost, limits: CallLimits) -> Result<Descriptor, LoadError> {
+        let state = HostState::new(BTreeSet::new(), None, None, Services::default(), limits.memory_bytes);
+        let mut store = host.store(state, &limits);
+        let run = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            instance.call_describe(&mut store).await
+        };
+        let described = tokio::time::timeout(limits.timeout + EPOCH_TICK * 4, run)
+            .await
+            .map_err(|_| LoadError::Describe("timed out".into()))?
+            .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
+        Ok(convert::descriptor_from_wit(described)?)
+    }
+
+    /// Runs one stage call in a fresh store.
+    pub async fn call(&self, host: &PluginHost, call: Call) -> Result<CallOutput, StageError> {
+        let Call { context, inputs, config, mut grants, scope, filter, services, limits } = call;
+        grants.extend(Capability::ALL.into_iter().filter(|c| c.is_ambient()));
+        let desc = &self.descriptor;
+        let inputs = inputs
+            .iter()
+            .map(|(name, value)| {
+                let ty = desc.input(name).map_or(Type::Any, |p| p.ty.clone());
+                bindings::types::Named { name: name.clone(), value: convert::value_to_wit(value, &ty) }
+            })
+            .collect::<Vec<_>>();
+        let config = config
+            .iter()
+            .map(|(name, value)| bindings::types::Named { name: name.clone(), value: convert::value_to_wit(value, &Type::Any) })
+            .collect::<Vec<_>>();
+        let context = bindings::types::Context {
+            request_id: context.request_id,
+            pipeline: context.pipeline,
+            stage: context.stage,
+        };
+        let state = HostState::new(grants, scope, filter, services, limits.memory_bytes);
+        let mut store = host.store(state, &limits);
+        let run = async {
+            let instance: Stage = self.pre.instantiate_async(&mut store).await.map_err(Failure::Instantiate)?;
+            instance.call_run(&mut store, &context, &inputs, &config).await.map_err(Failure::Trap)
+        };
+        // The epoch deadline stops guest code; this timer also stops a call that waits in a
+        // host function (a slow LLM, say).
+        let result = tokio::time::timeout(limits.timeout + EPOCH_TICK * 2, run).await;
+        let state = store.data();
+        if let Some(capability) = state.violation {
+            return Err(StageError::Ungranted { capability });
+        }
+        let returned = match result {
+            Err(_elapsed) => return Err(StageError::Timeout { limit: limits.timeout }),
+            Ok(Err(Failure::Instantiate(e))) => return Err(StageError::Instantiate(format!("{e:#}"))),
+            Ok(Err(Failure::Trap(e))) => {
+                let stderr = state.stderr_text();
+                if state.limit_hit {
+                    return Err(StageError::MemoryLimit { limit: limits.memory_bytes, stderr });
+                }
+                if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+                    return Err(StageError::Timeout { limit: limits.timeout });
+                }
+                let trap = e.downcast_ref::<wasmtime::Trap>().map_or_else(|| format!("{e:#}"), |t| t.to_string());
+                return Err(StageError::Trap { trap, stderr });
+            }
+            Ok(Ok(returned)) => returned,
+        };
+        let logs = std::mem::take(&mut store.data_mut().logs);
+        let outputs = match returned {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                return Err(match e {
+                    bindings::types::StageError::InvalidInput(m) => StageError::InvalidInput(m),
+                    bindings::types::StageError::InvalidConfig(m) => StageError::InvalidConfig(m),
+                    bindings::types::StageError::Host(h) => StageError::Host(host_error_text(&h)),
+                    bindings::types::StageError::Failed(m) => StageError::Failed(m),
+                });
+            }
+        };
+        let outputs = check_outputs(desc, outputs, limits.output_bytes)?;
+        Ok(CallOutput { outputs, logs })
+    }
+}
+
+enum Failure {
+    Instantiate(wasmtime::Error),
+    Trap(wasmtime::Error),
+}
+
+fn host_error_text(e: &bindings::types::HostError) -> String {
+    use bindings::types::HostError as H;
+    match e {
+        H::NotGranted(c) => format!("`{}` is not granted", convert::capability_from_wit(*c)),
+        H::Unavailable(m) => format!("unavailable: {m}"),
+        H::InvalidRequest(m) => format!("invalid request: {m}"),
+        H::Limit(m) => format!("limit: {m}"),
+    }
+}
+
+/// The plugin's outputs, checked against its descriptor: every declared port exactly once, no
+/// other, each of its declared type; the whole under the size limit.
+fn check_outputs(
+    desc: &Descriptor,
+    outputs: Vec<bindings::types::Named>,
+    limit: usize,
+) -> Result<Vec<(String, Value)>, StageError> {
+    let size: usize = outputs.iter().map(|n| n.name.len() + wit_size(&n.value)).sum();
+    if size > limit {
+        return Err(StageError::OutputTooLarge { size, limit });
+    }
+    let mut values: Vec<Option<Value>> = vec![None; desc.outputs.len()];
+    for named in outputs {
+        let Some((i, port)) = desc.output(&named.name) else {
+            return Err(StageError::MalformedOutput { reason: format!("`{}` is not an output of {}", named.name, desc.name) });
+        };
+        if values[i].is_some() {
+            return Err(StageError::MalformedOutput { reason: format!("`{}` is given twice", named.name) });
+        }
+        let value = convert::value_from_wit(named.value)
+            .map_err(|e| StageError::MalformedOutput { reason: format!("`{}`: {e}", named.name) })?;
+        if !matches!(value, Value::None) && !value.fits(&port.ty) {
+            return Err(StageError::MalformedOutput {
+                reason: format!("`{}` should be {}, got {}", named.name, port.ty, value.kind_name()),
+            });
+        }
+        values[i] = Some(value);
+    }
+    desc.outputs
+        .iter()
+        .zip(values)
+        .map(|(port, v)| {
+            v.map(|v| (port.name.clone(), v)).ok_or_else(|| StageError::MalformedOutput {
+                reason: format!("output `{}` is missing", port.name),
+            })
+        })
+        .collect()
+}
+
+fn wit_size(v: &bindings::types::Value) -> usize {
+    use bindings::types::Value as V;
+    match v {
+        V::None | V::Number(_) | V::Boolean(_) => 8,
+        V::Text(s) | V::Json(s) => s.len(),
+        V::Texts(xs) => xs.iter().map(|x| x.len() + 8).sum(),
+        V::Numbers(xs) => xs.len() * 8,
+        V::Items(xs) => xs.iter().map(|i| i.id.len() + i.kind.len() + i.text.len() + i.fields.len() + 16).sum(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
