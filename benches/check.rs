@@ -29,16 +29,17 @@ fn pipeline(n: usize) -> String {
 }
 
 fn bench_check(c: &mut Criterion) {
-    let registry = tailor_engine::registry::builtin();
+    let (registry, _) = tailor_engine::registry::load_catalog(&[]).expect("built-in plugins load");
+    let registry = &*registry;
     let mut group = c.benchmark_group("check");
     for n in [10usize, 100, 1_000] {
         let text = pipeline(n);
         let file = SourceFile::new("bench.kdl", text);
-        let checked = check_file(&file, &registry);
+        let checked = check_file(&file, registry);
         assert!(!checked.has_errors(), "{:?}", checked.diagnostics.first());
         let stages = checked.pipelines[0].stages.len() as u64;
         group.throughput(Throughput::Elements(stages));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &file, |b, file| b.iter(|| check_file(file, &registry)));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &file, |b, file| b.iter(|| check_file(file, registry)));
     }
     group.finish();
 }

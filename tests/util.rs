@@ -55,5 +55,8 @@ pub fn rel(path: &Path) -> String {
 /// Checks a source in process with the built-in registry.
 pub fn check(name: &str, text: &str) -> tailor_dsl::check::Checked {
     let file = tailor_dsl::span::SourceFile::new(name, text);
-    tailor_dsl::check::check_file(&file, &tailor_engine::registry::builtin())
+    static REGISTRY: std::sync::OnceLock<std::sync::Arc<tailor_engine::registry::Catalog>> = std::sync::OnceLock::new();
+    let registry =
+        REGISTRY.get_or_init(|| tailor_engine::registry::load_catalog(&[]).expect("built-in plugins load").0);
+    tailor_dsl::check::check_file(&file, &**registry)
 }

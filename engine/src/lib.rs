@@ -1,13 +1,14 @@
-//! Tailor's engine: the plugin registry today; the plugin host, graph executor, store, LLM
-//! backends and daemon as they land (see DESIGN.md §3–§7).
+//! Tailor's engine: the plugin host and registry today; the graph executor, store, LLM backends
+//! and daemon as they land (see DESIGN.md §3–§7).
 //!
-//! The engine sees only the checked IR of [`tailor_dsl`], never its syntax. Its [`registry`]
-//! supplies the plugin descriptors the checker types stages against:
+//! The engine sees only the checked IR of [`tailor_dsl`], never its syntax. Every stage runs as
+//! a sandboxed WebAssembly component in the [`host`]; the [`registry`] loads the built-in and
+//! installed plugins, whose own descriptors the checker types stages against:
 //!
 //! ```
 //! use tailor_dsl::{check::check_file, span::SourceFile};
 //!
-//! let registry = tailor_engine::registry::builtin();
+//! let (registry, _) = tailor_engine::registry::load_catalog(&[]).expect("built-in plugins load");
 //! let file = SourceFile::new("hello.kdl", r#"
 //! pipeline "hello" {
 //!     input "text" type="text"
@@ -17,7 +18,7 @@
 //!     output "clean.text"
 //! }
 //! "#);
-//! let checked = check_file(&file, &registry);
+//! let checked = check_file(&file, &*registry);
 //! assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
 //! assert_eq!(checked.pipelines[0].stages.len(), 1);
 //! ```

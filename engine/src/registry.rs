@@ -1,259 +1,215 @@
-//! The plugin registry: descriptors of the built-in plugins, as data.
+//! The plugin registry: the built-in plugins (embedded in the binary) and the `.wasm` files of
+//! a plugins directory, loaded through the [`PluginHost`]; their own `describe()` gives the
+//! descriptors the checker types stages against.
 //!
-//! These descriptors are the contract the built-in plugins implement (spec/language.md §8); the
-//! checker types every stage against them. Once plugins run as components, each plugin's own
-//! `describe()` supplies its descriptor and these must agree with it.
+//! The catalog is immutable and swapped whole ([`arc_swap`]): a reader takes a snapshot and
+//! keeps the plugins it found, so a call in flight finishes on the version it started with
+//! while a new one is swapped in.
 
-use tailor_dsl::descriptor::{
-    Capability, ConfigField, ConfigType, Descriptor, InputPort, OutputPort, PortForm, StageKind, StaticRegistry,
-};
-use tailor_dsl::types::{Type, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// The version every built-in plugin of this release carries.
-pub const BUILTIN_VERSION: semver::Version = semver::Version::new(0, 1, 0);
+use arc_swap::ArcSwap;
+use tailor_dsl::descriptor::{Descriptor, Registry as DescriptorSource};
 
-/// A registry holding the built-in plugins.
-pub fn builtin() -> StaticRegistry {
-    StaticRegistry::new(builtin_descriptors())
+use crate::host::{LoadError, Plugin, PluginHost};
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Builtin,
+    File(PathBuf),
 }
 
-/// The descriptors of the built-in plugins.
-pub fn builtin_descriptors() -> Vec<Descriptor> {
-    vec![retrieve(), fuse(), profile(), pii_redact(), generate(), judge()]
+/// A loaded plugin and its origin.
+#[derive(Debug)]
+pub struct Entry {
+    pub plugin: Plugin,
+    pub origin: Origin,
 }
 
-fn input(name: &str, ty: Type, required: bool, form: PortForm, doc: &str) -> InputPort {
-    InputPort { name: name.into(), ty, required, form, doc: doc.into() }
-}
-
-fn output(name: &str, ty: Type, doc: &str) -> OutputPort {
-    OutputPort { name: name.into(), ty, doc: doc.into() }
-}
-
-fn field(name: &str, ty: ConfigType, default: Option<Value>, doc: &str) -> ConfigField {
-    ConfigField { name: name.into(), ty, default, requires: None, doc: doc.into() }
-}
-
-fn number(min: f64, max: f64, integer: bool) -> ConfigType {
-    ConfigType::Number { min, max, integer }
-}
-
-fn choice(words: &[&str]) -> ConfigType {
-    ConfigType::Choice(words.iter().map(|w| (*w).to_string()).collect())
-}
-
-fn descriptor(name: &str, kind: StageKind, summary: &str) -> Descriptor {
-    Descriptor {
-        name: format!("builtin:{name}"),
-        version: BUILTIN_VERSION,
-        kind,
-        summary: summary.into(),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-        config: Vec::new(),
-        grants: Vec::new(),
+impl Entry {
+    pub fn descriptor(&self) -> &Arc<Descriptor> {
+        self.plugin.descriptor()
     }
 }
 
-fn retrieve() -> Descriptor {
-    // MMR compares the candidates' embeddings, so setting it needs `embed`.
-    let mut mmr = field(
-        "mmr",
-        number(0.0, 1.0, false),
-        None,
-        "re-rank for diversity (maximal marginal relevance), trading relevance (1) for novelty (0)",
-    );
-    mmr.requires = Some(Capability::Embed);
-    Descriptor {
-        inputs: vec![input("query", Type::Text, true, PortForm::Expression, "what to look for in the user's history")],
-        outputs: vec![
-            output("items", Type::list(Type::Item), "the best matching items, best first"),
-            output("scores", Type::list(Type::Number), "each item's score, in the same order"),
-        ],
-        config: vec![
-            field("method", choice(&["bm25", "dense", "hybrid"]), Some(Value::text("hybrid")), "how to score items"),
-            field("k", number(1.0, 100.0, true), Some(Value::Number(5.0)), "how many items to return"),
-            field("where", ConfigType::ItemFilter, None, "only items for which this condition on `item` holds"),
-            mmr,
-            field(
-                "recency",
-                ConfigType::Duration,
-                None,
-                "boost recent items: a score halves for each half-life of age",
-            ),
-        ],
-        grants: vec![Capability::Search],
-        ..descriptor("retrieve", StageKind::Retriever, "finds the user's own history items relevant to a query")
+/// The built-in plugins' components, built from `plugins/builtin/` by the build script.
+pub const BUILTINS: [(&str, &[u8]); 6] = [
+    ("retrieve", include_bytes!(concat!(env!("TAILOR_PLUGIN_DIR"), "/tailor_builtin_retrieve.wasm"))),
+    ("fuse", include_bytes!(concat!(env!("TAILOR_PLUGIN_DIR"), "/tailor_builtin_fuse.wasm"))),
+    ("profile", include_bytes!(concat!(env!("TAILOR_PLUGIN_DIR"), "/tailor_builtin_profile.wasm"))),
+    ("pii-redact", include_bytes!(concat!(env!("TAILOR_PLUGIN_DIR"), "/tailor_builtin_pii_redact.wasm"))),
+    ("generate", include_bytes!(concat!(env!("TAILOR_PLUGIN_DIR"), "/tailor_builtin_generate.wasm"))),
+    ("judge", include_bytes!(concat!(env!("TAILOR_PLUGIN_DIR"), "/tailor_builtin_judge.wasm"))),
+];
+
+/// Every plugin version known at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    entries: BTreeMap<(String, semver::Version), Arc<Entry>>,
+}
+
+impl Catalog {
+    /// The entry of exactly this plugin version.
+    pub fn get(&self, name: &str, version: &semver::Version) -> Option<&Arc<Entry>> {
+        self.entries.get(&(name.to_string(), version.clone()))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Entry>> {
+        self.entries.values()
+    }
+
+    /// A catalog with `entry` added, replacing the same name and version, and any version that
+    /// came from the same file.
+    pub fn with(&self, entry: Arc<Entry>) -> Catalog {
+        let mut entries = self.entries.clone();
+        if let Origin::File(path) = &entry.origin {
+            entries.retain(|_, e| e.origin != Origin::File(path.clone()));
+        }
+        let d = entry.descriptor();
+        entries.insert((d.name.clone(), d.version.clone()), entry);
+        Catalog { entries }
+    }
+
+    /// A catalog without the plugins that came from `path`.
+    pub fn without_file(&self, path: &Path) -> Catalog {
+        let mut entries = self.entries.clone();
+        entries.retain(|_, e| e.origin != Origin::File(path.to_path_buf()));
+        Catalog { entries }
     }
 }
 
-fn fuse() -> Descriptor {
-    Descriptor {
-        inputs: vec![input(
-            "lists",
-            Type::list(Type::list(Type::Item)),
-            true,
-            PortForm::Expression,
-            "ranked item lists to merge",
-        )],
-        outputs: vec![
-            output("items", Type::list(Type::Item), "the merged ranking, best first"),
-            output("scores", Type::list(Type::Number), "each item's fused score"),
-        ],
-        config: vec![
-            field("k", number(1.0, 100.0, true), Some(Value::Number(5.0)), "how many items to return"),
-            field(
-                "constant",
-                number(1.0, 1000.0, false),
-                Some(Value::Number(60.0)),
-                "the reciprocal-rank-fusion constant",
-            ),
-        ],
-        ..descriptor("fuse", StageKind::Retriever, "merges ranked lists with reciprocal-rank fusion")
+impl DescriptorSource for Catalog {
+    fn versions(&self, name: &str) -> Vec<Arc<Descriptor>> {
+        self.entries.values().filter(|e| e.descriptor().name == name).map(|e| Arc::clone(e.descriptor())).collect()
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.entries.keys().map(|(n, _)| n.clone()).collect();
+        names.dedup();
+        names
     }
 }
 
-fn profile() -> Descriptor {
-    let mut summary = field(
-        "summary",
-        ConfigType::Bool,
-        Some(Value::Bool(false)),
-        "also write a short summary of the user with the LLM",
-    );
-    summary.requires = Some(Capability::Complete);
-    Descriptor {
-        inputs: vec![input("focus", Type::Text, false, PortForm::Expression, "what the profile should be about")],
-        outputs: vec![
-            output("summary", Type::Text, "an LLM-written summary of the user (empty unless `summary #true`)"),
-            output(
-                "stats",
-                Type::Record,
-                "statistics over the user's history: counts by kind, frequent words, typical length, field averages",
-            ),
-        ],
-        config: vec![
-            summary,
-            field(
-                "max-items",
-                number(1.0, 10_000.0, true),
-                Some(Value::Number(200.0)),
-                "how many recent items to profile",
-            ),
-            field("where", ConfigType::ItemFilter, None, "only items for which this condition on `item` holds"),
-        ],
-        grants: vec![Capability::Search, Capability::Kv],
-        ..descriptor("profile", StageKind::Profiler, "turns the user's history into a profile")
+/// Why a plugin file was not loaded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{path}: {source}")]
+    Load { path: PathBuf, source: LoadError },
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("{path}: plugin `{name}` may not use the `builtin:` prefix")]
+    ReservedName { path: PathBuf, name: String },
+    #[error("built-in plugin `{name}` failed to load: {source}")]
+    Builtin { name: String, source: LoadError },
+}
+
+/// The live registry.
+pub struct Registry {
+    host: Arc<PluginHost>,
+    catalog: ArcSwap<Catalog>,
+}
+
+impl Registry {
+    /// A registry holding the built-in plugins.
+    pub async fn with_builtins(host: Arc<PluginHost>) -> Result<Registry, RegistryError> {
+        let mut catalog = Catalog::default();
+        for (name, wasm) in BUILTINS {
+            let plugin =
+                host.load(wasm).await.map_err(|source| RegistryError::Builtin { name: name.to_string(), source })?;
+            catalog = catalog.with(Arc::new(Entry { plugin, origin: Origin::Builtin }));
+        }
+        Ok(Registry { host, catalog: ArcSwap::from_pointee(catalog) })
+    }
+
+    pub fn host(&self) -> &Arc<PluginHost> {
+        &self.host
+    }
+
+    /// The catalog now; it does not change under the caller.
+    pub fn snapshot(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
+    /// Loads one `.wasm` file and swaps it in; on any failure the catalog is unchanged.
+    pub async fn load_file(&self, path: &Path) -> Result<Arc<Entry>, RegistryError> {
+        let wasm = tokio::fs::read(path)
+            .await
+            .map_err(|e| RegistryError::Io { path: path.to_path_buf(), message: e.to_string() })?;
+        let plugin =
+            self.host.load(&wasm).await.map_err(|source| RegistryError::Load { path: path.to_path_buf(), source })?;
+        let name = plugin.descriptor().name.clone();
+        if name.starts_with("builtin:") {
+            return Err(RegistryError::ReservedName { path: path.to_path_buf(), name });
+        }
+        let entry = Arc::new(Entry { plugin, origin: Origin::File(path.to_path_buf()) });
+        self.catalog.rcu(|c| Arc::new(c.with(Arc::clone(&entry))));
+        Ok(entry)
+    }
+
+    /// Forgets the plugins loaded from `path` (the file was removed).
+    pub fn unload_file(&self, path: &Path) {
+        self.catalog.rcu(|c| Arc::new(c.without_file(path)));
+    }
+
+    /// Loads every `*.wasm` in a directory (not recursive, sorted); returns what failed.
+    pub async fn load_dir(&self, dir: &Path) -> Vec<RegistryError> {
+        let mut failures = Vec::new();
+        let mut paths = match std::fs::read_dir(dir) {
+            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect::<Vec<_>>(),
+            Err(e) => return vec![RegistryError::Io { path: dir.to_path_buf(), message: e.to_string() }],
+        };
+        paths.retain(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file());
+        paths.sort();
+        for path in paths {
+            if let Err(e) = self.load_file(&path).await {
+                failures.push(e);
+            }
+        }
+        failures
     }
 }
 
-const PII_ENTITIES: &[&str] = &["email", "phone", "credit-card", "iban", "us-ssn", "ip", "url"];
-
-fn pii_redact() -> Descriptor {
-    Descriptor {
-        inputs: vec![input("text", Type::Text, true, PortForm::Expression, "the text to redact")],
-        outputs: vec![
-            output("text", Type::Text, "the text with personal data replaced"),
-            output("found", Type::list(Type::Text), "the entity types found"),
-        ],
-        config: vec![
-            field(
-                "entities",
-                ConfigType::TextList { choices: Some(PII_ENTITIES.iter().map(|e| (*e).to_string()).collect()) },
-                None,
-                "which entity types to redact (default: all)",
-            ),
-            field(
-                "operator",
-                choice(&["placeholder", "mask", "tag"]),
-                Some(Value::text("placeholder")),
-                "how to replace what is found",
-            ),
-        ],
-        ..descriptor("pii-redact", StageKind::Privacy, "finds and replaces personal data before it leaves the machine")
-    }
-}
-
-fn generate() -> Descriptor {
-    Descriptor {
-        inputs: vec![
-            input("prompt", Type::Text, true, PortForm::Template, "the user message, a template"),
-            input("system", Type::Text, false, PortForm::Template, "the system message, a template"),
-        ],
-        outputs: vec![
-            output("text", Type::Text, "the first candidate"),
-            output("texts", Type::list(Type::Text), "every candidate"),
-        ],
-        config: vec![
-            field("candidates", number(1.0, 16.0, true), Some(Value::Number(1.0)), "how many candidates to sample"),
-            field(
-                "max-tokens",
-                number(1.0, 32_768.0, true),
-                Some(Value::Number(256.0)),
-                "the most tokens per candidate",
-            ),
-            field("temperature", number(0.0, 2.0, false), Some(Value::Number(0.7)), "sampling temperature"),
-            field("top-p", number(0.0, 1.0, false), Some(Value::Number(1.0)), "nucleus sampling"),
-            field("stop", ConfigType::TextList { choices: None }, None, "stop sequences"),
-            field("seed", number(0.0, 4_294_967_295.0, true), None, "sampling seed, for reproducible runs"),
-        ],
-        grants: vec![Capability::Complete],
-        ..descriptor("generate", StageKind::Generator, "renders a prompt and samples candidates from the LLM")
-    }
-}
-
-fn judge() -> Descriptor {
-    Descriptor {
-        inputs: vec![
-            input("candidates", Type::list(Type::Text), true, PortForm::Expression, "the candidates to judge"),
-            input("persona", Type::Text, false, PortForm::Expression, "who the user is (e.g. a profile summary)"),
-            input("task", Type::Text, false, PortForm::Expression, "what the candidates answer"),
-        ],
-        outputs: vec![
-            output("best", Type::Text, "the preferred candidate"),
-            output("index", Type::Number, "its position in `candidates`, from 0"),
-            output("certainty", Type::Number, "the judge's stated certainty, 1–100"),
-            output("confident", Type::Bool, "whether certainty reached `min-certainty`"),
-            output(
-                "scores",
-                Type::list(Type::Number),
-                "per-candidate scores (pointwise mode) or win counts (pairwise)",
-            ),
-        ],
-        config: vec![
-            field(
-                "mode",
-                choice(&["pairwise", "pointwise"]),
-                Some(Value::text("pairwise")),
-                "compare candidates in pairs, or score each alone",
-            ),
-            field(
-                "min-certainty",
-                number(1.0, 100.0, false),
-                Some(Value::Number(1.0)),
-                "below this certainty the verdict is not trusted",
-            ),
-            field("criteria", ConfigType::Text, None, "what makes a candidate better, in words"),
-        ],
-        grants: vec![Capability::Complete],
-        ..descriptor("judge", StageKind::Judge, "picks the candidate this user would prefer, with verbal certainty")
-    }
+/// Loads the built-in plugins and every plugin in `dirs`, blocking: for command-line tools that
+/// only need descriptors. Returns the catalog and what failed to load.
+pub fn load_catalog(dirs: &[PathBuf]) -> Result<(Arc<Catalog>, Vec<RegistryError>), RegistryError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RegistryError::Io { path: PathBuf::from("<runtime>"), message: e.to_string() })?;
+    runtime.block_on(async {
+        let host =
+            Arc::new(PluginHost::new().map_err(|source| RegistryError::Builtin { name: "host".into(), source })?);
+        let registry = Registry::with_builtins(host).await?;
+        let mut failures = Vec::new();
+        for dir in dirs {
+            failures.extend(registry.load_dir(dir).await);
+        }
+        Ok((registry.snapshot(), failures))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tailor_dsl::descriptor::StageKind;
 
-    #[test]
-    fn every_stage_kind_has_a_builtin() {
-        let kinds: std::collections::BTreeSet<StageKind> = builtin_descriptors().iter().map(|d| d.kind).collect();
-        assert_eq!(kinds.len(), 5);
+    fn registry() -> Registry {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            Registry::with_builtins(Arc::new(PluginHost::new().expect("host"))).await.expect("builtins load")
+        })
     }
 
     #[test]
-    fn names_are_unique_and_prefixed() {
-        let ds = builtin_descriptors();
-        let names: std::collections::BTreeSet<&str> = ds.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names.len(), ds.len());
-        assert!(names.iter().all(|n| n.starts_with("builtin:")));
+    fn builtins_describe_every_stage_kind() {
+        let catalog = registry().snapshot();
+        let kinds: std::collections::BTreeSet<StageKind> = catalog.iter().map(|e| e.descriptor().kind).collect();
+        assert_eq!(kinds.len(), 5);
+        let names = catalog.names();
+        assert_eq!(names.len(), BUILTINS.len());
+        assert!(names.iter().all(|n| n.starts_with("builtin:")), "{names:?}");
     }
 }

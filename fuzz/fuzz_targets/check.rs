@@ -3,12 +3,17 @@
 //! Run: `cargo +nightly fuzz run check` (from the repository root).
 #![no_main]
 
+use std::sync::{Arc, LazyLock};
+
 use libfuzzer_sys::fuzz_target;
+use tailor_engine::registry::{Catalog, load_catalog};
 use tailor_dsl::{check::check_file, fmt::format_source, span::SourceFile};
+
+static REGISTRY: LazyLock<Arc<Catalog>> = LazyLock::new(|| load_catalog(&[]).expect("built-in plugins load").0);
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let registry = tailor_engine::registry::builtin();
+    let registry: &Catalog = &REGISTRY;
     let checked = check_file(&SourceFile::new("fuzz.kdl", text), &registry);
     for d in &checked.diagnostics {
         assert!(d.loc.offset <= text.len());

@@ -20,14 +20,14 @@ struct JsonOutput {
 }
 
 pub fn run(paths: &[PathBuf], format: Format) -> anyhow::Result<Outcome> {
-    let registry = tailor_engine::registry::builtin();
+    let (registry, _) = tailor_engine::registry::load_catalog(&[])?;
     let paths = files::collect(paths)?;
     let mut out = JsonOutput { files: paths.len(), pipelines: 0, errors: 0, warnings: 0, diagnostics: Vec::new() };
     // Pipelines are served by name: a name must be unique across every file checked together.
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     for path in &paths {
         let file = files::read(path)?;
-        let mut checked = check_file(&file, &registry);
+        let mut checked = check_file(&file, &*registry);
         for p in checked.pipelines.clone() {
             if let Some(other) = names.insert(p.name.clone(), file.name().to_string()) {
                 checked.diagnostics.push(

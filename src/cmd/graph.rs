@@ -9,7 +9,8 @@ use crate::{GraphFormat, Outcome, files, report};
 
 pub fn run(path: &Path, format: GraphFormat, pipeline: Option<&str>) -> anyhow::Result<Outcome> {
     let file = files::read(path)?;
-    let checked = check_file(&file, &tailor_engine::registry::builtin());
+    let (registry, _) = tailor_engine::registry::load_catalog(&[])?;
+    let checked = check_file(&file, &*registry);
     for d in &checked.diagnostics {
         eprintln!("{}", report::human(d, &file));
     }

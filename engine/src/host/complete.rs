@@ -16,8 +16,16 @@ impl Host for HostState {
         if let Err(e) = self.require(Capability::Complete) {
             return Ok(Err(e));
         }
-        let prompt_bytes: usize = request.messages.iter().map(|m| m.content.len()).sum();
-        if request.n == 0 || request.n > MAX_CANDIDATES || request.max_tokens > MAX_TOKENS || prompt_bytes > MAX_PROMPT_BYTES {
+        let prompt_bytes: usize = request.messages.iter().map(|m| m.content.len()).sum::<usize>()
+            + request.stop.iter().map(String::len).sum::<usize>()
+            + request.json_schema.as_ref().map_or(0, String::len);
+        let sampling_ok = (0.0..=2.0).contains(&request.temperature) && (0.0..=1.0).contains(&request.top_p);
+        if request.n == 0 || request.messages.is_empty() || !sampling_ok {
+            return Ok(Err(HostError::InvalidRequest(
+                "n must be at least 1, messages non-empty, temperature in 0..=2 and top-p in 0..=1".into(),
+            )));
+        }
+        if request.n > MAX_CANDIDATES || request.max_tokens > MAX_TOKENS || prompt_bytes > MAX_PROMPT_BYTES {
             return Ok(Err(HostError::Limit(format!(
                 "n must be 1..={MAX_CANDIDATES}, max-tokens at most {MAX_TOKENS}, prompts at most {MAX_PROMPT_BYTES} bytes"
             ))));
@@ -49,7 +57,11 @@ impl Host for HostState {
         Ok(service
             .complete(request)
             .await
-            .map(|c| Completion { texts: c.texts, prompt_tokens: c.prompt_tokens, completion_tokens: c.completion_tokens })
+            .map(|c| Completion {
+                texts: c.texts,
+                prompt_tokens: c.prompt_tokens,
+                completion_tokens: c.completion_tokens,
+            })
             .map_err(HostError::from))
     }
 }

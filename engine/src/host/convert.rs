@@ -66,9 +66,15 @@ pub fn value_to_wit(value: &Value, ty: &Type) -> wit::Value {
             if (elem == Type::Text || (elem == Type::Any && nonempty)) && texts(xs) {
                 wit::Value::Texts(xs.iter().map(ToString::to_string).collect())
             } else if (elem == Type::Number || (elem == Type::Any && nonempty)) && numbers(xs) {
-                wit::Value::Numbers(xs.iter().filter_map(|x| if let Value::Number(n) = x { Some(*n) } else { None }).collect())
+                wit::Value::Numbers(
+                    xs.iter().filter_map(|x| if let Value::Number(n) = x { Some(*n) } else { None }).collect(),
+                )
             } else if (elem == Type::Item || (elem == Type::Any && nonempty)) && items(xs) {
-                wit::Value::Items(xs.iter().filter_map(|x| if let Value::Item(i) = x { Some(item_to_wit(i)) } else { None }).collect())
+                wit::Value::Items(
+                    xs.iter()
+                        .filter_map(|x| if let Value::Item(i) = x { Some(item_to_wit(i)) } else { None })
+                        .collect(),
+                )
             } else {
                 wit::Value::Json(tailor_dsl::types::to_json(value))
             }
@@ -95,7 +101,8 @@ fn item_from_wit(item: wit::Item) -> Result<Item, Malformed> {
 }
 
 pub fn value_from_wit(value: wit::Value) -> Result<Value, Malformed> {
-    let finite = |n: f64| if n.is_finite() { Ok(Value::Number(n)) } else { Err(Malformed("a number is not finite".into())) };
+    let finite =
+        |n: f64| if n.is_finite() { Ok(Value::Number(n)) } else { Err(Malformed("a number is not finite".into())) };
     Ok(match value {
         wit::Value::None => Value::None,
         wit::Value::Text(s) => Value::text(s),
@@ -103,9 +110,9 @@ pub fn value_from_wit(value: wit::Value) -> Result<Value, Malformed> {
         wit::Value::Boolean(b) => Value::Bool(b),
         wit::Value::Texts(xs) => Value::list(xs.into_iter().map(Value::text).collect()),
         wit::Value::Numbers(xs) => Value::list(xs.into_iter().map(finite).collect::<Result<_, _>>()?),
-        wit::Value::Items(xs) => {
-            Value::list(xs.into_iter().map(|i| item_from_wit(i).map(|i| Value::Item(Arc::new(i)))).collect::<Result<_, _>>()?)
-        }
+        wit::Value::Items(xs) => Value::list(
+            xs.into_iter().map(|i| item_from_wit(i).map(|i| Value::Item(Arc::new(i)))).collect::<Result<_, _>>()?,
+        ),
         wit::Value::Json(s) => json_to_value(&s)?,
     })
 }
@@ -122,11 +129,17 @@ pub fn json_to_value(text: &str) -> Result<Value, Malformed> {
         Ok(match v {
             serde_json::Value::Null => Value::None,
             serde_json::Value::Bool(b) => Value::Bool(b),
-            serde_json::Value::Number(n) => Value::Number(n.as_f64().filter(|f| f.is_finite()).ok_or_else(|| Malformed("a number is out of range".into()))?),
+            serde_json::Value::Number(n) => Value::Number(
+                n.as_f64().filter(|f| f.is_finite()).ok_or_else(|| Malformed("a number is out of range".into()))?,
+            ),
             serde_json::Value::String(s) => Value::text(s),
-            serde_json::Value::Array(xs) => Value::list(xs.into_iter().map(|x| convert(x, depth + 1)).collect::<Result<_, _>>()?),
+            serde_json::Value::Array(xs) => {
+                Value::list(xs.into_iter().map(|x| convert(x, depth + 1)).collect::<Result<_, _>>()?)
+            }
             serde_json::Value::Object(map) => Value::Record(Arc::new(
-                map.into_iter().map(|(k, v)| Ok((Arc::from(k), convert(v, depth + 1)?))).collect::<Result<_, Malformed>>()?,
+                map.into_iter()
+                    .map(|(k, v)| Ok((Arc::from(k), convert(v, depth + 1)?)))
+                    .collect::<Result<_, Malformed>>()?,
             )),
         })
     }

@@ -10,13 +10,17 @@ pub const MAX_KEY_BYTES: usize = 256;
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
 
 impl HostState {
-    fn kv_ready(&mut self, key: &str) -> Result<(super::services::Scope, std::sync::Arc<dyn super::services::Kv>), HostError> {
+    fn kv_ready(
+        &mut self,
+        key: &str,
+    ) -> Result<(super::services::Scope, std::sync::Arc<dyn super::services::Kv>), HostError> {
         self.require(Capability::Kv)?;
         if key.is_empty() || key.len() > MAX_KEY_BYTES {
             return Err(HostError::InvalidRequest(format!("keys are 1..={MAX_KEY_BYTES} bytes")));
         }
         let scope = self.scope()?;
-        let service = self.services.kv.clone().ok_or_else(|| HostError::Unavailable("no cache is configured".into()))?;
+        let service =
+            self.services.kv.clone().ok_or_else(|| HostError::Unavailable("no cache is configured".into()))?;
         Ok((scope, service))
     }
 }
@@ -30,7 +34,12 @@ impl Host for HostState {
         Ok(service.get(&scope, &key).await.map_err(HostError::from))
     }
 
-    async fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: Option<u64>) -> wasmtime::Result<Result<(), HostError>> {
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_seconds: Option<u64>,
+    ) -> wasmtime::Result<Result<(), HostError>> {
         let (scope, service) = match self.kv_ready(&key) {
             Ok(r) => r,
             Err(e) => return Ok(Err(e)),

@@ -39,11 +39,11 @@ use tailor_dsl::types::{Type, Value};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
-pub use self::convert::Malformed;
-pub use self::state::{LogLevel, LogLine};
 use self::bindings::{Stage, StagePre};
+pub use self::convert::Malformed;
 use self::services::{ItemFilter, Scope, Services};
 use self::state::HostState;
+pub use self::state::{LogLevel, LogLine};
 
 /// The plugin ABI this host implements: the version of the `tailor:plugin` WIT package.
 pub const ABI_VERSION: semver::Version = semver::Version::new(0, 1, 0);
@@ -181,7 +181,12 @@ impl PluginHost {
         pool.total_tables(1024);
         pool.max_memory_size(1 << 30);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-        if let Ok(cache) = wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
+        let mut cache_config = wasmtime::CacheConfig::new();
+        if let Some(dir) = cache_dir() {
+            cache_config.with_directory(dir);
+        }
+        // A cache that cannot be set up (read-only home, say) only costs compile time.
+        if let Ok(cache) = wasmtime::Cache::new(cache_config) {
             config.cache(Some(cache));
         }
         let engine = Engine::new(&config).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
@@ -246,6 +251,16 @@ impl Drop for PluginHost {
     fn drop(&mut self) {
         self.stop_ticker.store(true, Ordering::Relaxed);
     }
+}
+
+/// Where compiled components are cached: `$TAILOR_CACHE_DIR/wasm`, else
+/// `$XDG_CACHE_HOME/tailor/wasm`, else `~/.cache/tailor/wasm`.
+fn cache_dir() -> Option<std::path::PathBuf> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    let base = env("TAILOR_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("tailor")))
+        .or_else(|| env("HOME").map(|h| h.join(".cache/tailor")))?;
+    Some(base.join("wasm"))
 }
 
 /// The `tailor:plugin` version a component was built against, from its import and export names.
@@ -357,7 +372,10 @@ impl Plugin {
             .collect::<Vec<_>>();
         let config = config
             .iter()
-            .map(|(name, value)| bindings::types::Named { name: name.clone(), value: convert::value_to_wit(value, &Type::Any) })
+            .map(|(name, value)| bindings::types::Named {
+                name: name.clone(),
+                value: convert::value_to_wit(value, &Type::Any),
+            })
             .collect::<Vec<_>>();
         let context = bindings::types::Context {
             request_id: context.request_id,
@@ -439,7 +457,9 @@ fn check_outputs(
     let mut values: Vec<Option<Value>> = vec![None; desc.outputs.len()];
     for named in outputs {
         let Some((i, port)) = desc.output(&named.name) else {
-            return Err(StageError::MalformedOutput { reason: format!("`{}` is not an output of {}", named.name, desc.name) });
+            return Err(StageError::MalformedOutput {
+                reason: format!("`{}` is not an output of {}", named.name, desc.name),
+            });
         };
         if values[i].is_some() {
             return Err(StageError::MalformedOutput { reason: format!("`{}` is given twice", named.name) });
@@ -457,9 +477,8 @@ fn check_outputs(
         .iter()
         .zip(values)
         .map(|(port, v)| {
-            v.map(|v| (port.name.clone(), v)).ok_or_else(|| StageError::MalformedOutput {
-                reason: format!("output `{}` is missing", port.name),
-            })
+            v.map(|v| (port.name.clone(), v))
+                .ok_or_else(|| StageError::MalformedOutput { reason: format!("output `{}` is missing", port.name) })
         })
         .collect()
 }

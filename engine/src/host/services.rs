@@ -56,8 +56,18 @@ pub struct Hit {
 /// The current user's history.
 #[async_trait]
 pub trait Search: Send + Sync {
-    async fn search(&self, scope: &Scope, query: SearchQuery, filter: Option<&ItemFilter>) -> Result<Vec<Hit>, ServiceError>;
-    async fn recent(&self, scope: &Scope, limit: usize, filter: Option<&ItemFilter>) -> Result<Vec<Arc<Item>>, ServiceError>;
+    async fn search(
+        &self,
+        scope: &Scope,
+        query: SearchQuery,
+        filter: Option<&ItemFilter>,
+    ) -> Result<Vec<Hit>, ServiceError>;
+    async fn recent(
+        &self,
+        scope: &Scope,
+        limit: usize,
+        filter: Option<&ItemFilter>,
+    ) -> Result<Vec<Arc<Item>>, ServiceError>;
 }
 
 /// Text embeddings.
@@ -108,7 +118,8 @@ pub trait Complete: Send + Sync {
 #[async_trait]
 pub trait Kv: Send + Sync {
     async fn get(&self, scope: &Scope, key: &str) -> Result<Option<Vec<u8>>, ServiceError>;
-    async fn set(&self, scope: &Scope, key: &str, value: Vec<u8>, ttl_seconds: Option<u64>) -> Result<(), ServiceError>;
+    async fn set(&self, scope: &Scope, key: &str, value: Vec<u8>, ttl_seconds: Option<u64>)
+    -> Result<(), ServiceError>;
     async fn delete(&self, scope: &Scope, key: &str) -> Result<(), ServiceError>;
 }
 

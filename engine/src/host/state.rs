@@ -2,11 +2,13 @@
 //! and scope, its limits, and what it did that the caller must know (an ungranted call, a
 //! memory limit hit, captured stderr and logs).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use tailor_dsl::descriptor::Capability;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::types::HostError;
@@ -36,7 +38,7 @@ pub enum LogLevel {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) stderr: MemoryOutputPipe,
+    pub(crate) stderr: CapturedOutput,
     pub(crate) grants: BTreeSet<Capability>,
     pub(crate) scope: Option<Scope>,
     pub(crate) filter: Option<ItemFilter>,
@@ -57,11 +59,11 @@ impl HostState {
         services: Services,
         memory_limit: usize,
     ) -> Self {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        let stderr = CapturedOutput::default();
         // Deny by default: no preopened directories, no environment, no arguments, no
         // network; stdout is discarded, stderr captured for panic messages.
         let wasi = WasiCtx::builder()
-            .stdout(MemoryOutputPipe::new(0))
+            .stdout(tokio::io::empty())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
@@ -101,7 +103,54 @@ impl HostState {
 
     /// Text the plugin wrote to stderr (a panic message, usually).
     pub(crate) fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+        self.stderr.text()
+    }
+}
+
+/// A guest's stderr: every write succeeds, the last [`STDERR_CAPTURE_BYTES`] are kept (a panic
+/// message comes last), the rest is dropped.
+#[derive(Clone, Default)]
+pub(crate) struct CapturedOutput {
+    tail: Arc<Mutex<VecDeque<u8>>>,
+}
+
+impl CapturedOutput {
+    fn text(&self) -> String {
+        let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+        let (a, b) = tail.as_slices();
+        String::from_utf8_lossy(&[a, b].concat()).trim().to_string()
+    }
+}
+
+impl tokio::io::AsyncWrite for CapturedOutput {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let mut tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+        let keep = &buf[buf.len().saturating_sub(STDERR_CAPTURE_BYTES)..];
+        let len = tail.len();
+        let overflow = (len + keep.len()).saturating_sub(STDERR_CAPTURE_BYTES).min(len);
+        tail.drain(..overflow);
+        tail.extend(keep);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for CapturedOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for CapturedOutput {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
     }
 }
 

@@ -19,7 +19,9 @@ fn wasm(name: &str) -> Vec<u8> {
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime"))
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+    })
 }
 
 fn host() -> &'static PluginHost {
@@ -99,7 +101,10 @@ fn panic_is_a_trap_with_its_message() {
 #[test]
 fn huge_output_is_refused() {
     let (r, _) = call(&load("flood"), quick(10_000));
-    assert!(matches!(r, Err(StageError::OutputTooLarge { size, limit }) if size >= 100_000_000 && limit == 16 << 20), "{r:?}");
+    assert!(
+        matches!(r, Err(StageError::OutputTooLarge { size, limit }) if size >= 100_000_000 && limit == 16 << 20),
+        "{r:?}"
+    );
     still_serves();
 }
 
