@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use tailor_dsl::span::SourceFile;
 
-/// Expands directories into the `*.kdl` files below them (sorted; hidden directories and
-/// `target` skipped); files are taken as given.
+/// Expands directories into the `*.kdl` files below them (sorted; hidden directories, `target`
+/// and `plugins` skipped: a `plugins` directory holds plugin crates and components, whose own
+/// example pipelines are checked against the plugin, not with everything else); files and the
+/// directories given are taken as given.
 pub fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for path in paths {
@@ -25,7 +27,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for path in entries {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if path.is_dir() {
-            if !name.starts_with('.') && name != "target" {
+            if !name.starts_with('.') && name != "target" && name != "plugins" {
                 walk(&path, out)?;
             }
         } else if path.extension().is_some_and(|e| e == "kdl") {

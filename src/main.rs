@@ -1,18 +1,27 @@
 //! The `tailor` command: arguments, exit codes, and a call into the library for each command.
 //!
 //! Exit codes: 0 success; 1 the command could not do its work (unreadable file, `fmt --check`
-//! found unformatted files); 2 a pipeline file has errors.
+//! found unformatted files, a failed `cargo build`); 2 a pipeline file has errors, or a plugin
+//! file does not load.
 
 mod cmd;
 mod files;
+mod plugins;
 mod report;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "tailor", version, about = "LLM personalization pipelines: check, format and draw pipeline files")]
+#[command(
+    name = "tailor",
+    version,
+    about = "LLM personalization pipelines: check, format and draw pipeline files; write, build and inspect plugins",
+    after_help = "Exit codes: 0 success; 1 the command could not do its work; 2 a pipeline file has errors or a \
+                  plugin file does not load."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,17 +31,20 @@ struct Cli {
 enum Command {
     /// Check pipeline files: every error at once, with where and why.
     Check {
-        /// Pipeline files, or directories searched for `*.kdl` files.
+        /// Pipeline files, or directories searched for `*.kdl` files, skipping hidden directories,
+        /// `target` and `plugins` (plugin crates and components, not pipelines).
         #[arg(required = true)]
-        paths: Vec<std::path::PathBuf>,
+        paths: Vec<PathBuf>,
         /// `human` for people, `json` for editors and scripts.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        #[command(flatten)]
+        plugins: PluginDirs,
     },
     /// Format pipeline files in place in the canonical layout (`-` reads stdin, writes stdout).
     Fmt {
-        /// Pipeline files or directories (default: the current directory).
-        paths: Vec<std::path::PathBuf>,
+        /// Pipeline files or directories (default: the current directory), searched as by `check`.
+        paths: Vec<PathBuf>,
         /// Change nothing; exit 1 if a file is not formatted.
         #[arg(long)]
         check: bool,
@@ -40,13 +52,99 @@ enum Command {
     /// Draw a pipeline's stage graph.
     Graph {
         /// The pipeline file.
-        file: std::path::PathBuf,
+        file: PathBuf,
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
         /// Which pipeline, when the file holds several.
         #[arg(long)]
         pipeline: Option<String>,
+        #[command(flatten)]
+        plugins: PluginDirs,
     },
+    /// Write, build and inspect plugins: the WebAssembly components that pipeline stages run.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Create a plugin crate: a working example plugin of the chosen kind, a pipeline using it,
+    /// and a README; it builds with `cargo build --release`.
+    New {
+        /// The crate's and the plugin's name: lowercase letters, digits and `-`.
+        name: String,
+        /// Where to create the crate (default: ./NAME); it must not exist.
+        #[arg(long, value_name = "PATH")]
+        dir: Option<PathBuf>,
+        /// What kind of stage the example plugin is.
+        #[arg(long, value_enum, default_value_t = PluginKind::Generator)]
+        kind: PluginKind,
+        /// The plugin SDK (`plugins/sdk` of a Tailor checkout) to depend on. Default: $TAILOR_SDK,
+        /// else the checkout this `tailor` was built from.
+        #[arg(long, value_name = "PATH")]
+        sdk: Option<PathBuf>,
+    },
+    /// Build a plugin crate for wasm32-wasip2, copy the component to DIR/<package>.wasm and load
+    /// it as the host would.
+    Build {
+        /// The crate's directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Load a plugin component as the host does (compile, ABI check, describe) and show what it
+    /// is: identity, ports, config, grants and imports. Exit 2 if it does not load.
+    Inspect {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// List the plugins pipelines can use: built-in and installed (name, version, kind, origin).
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        plugins: PluginDirs,
+    },
+}
+
+/// Where installed plugins are, besides the built-in ones.
+#[derive(Args)]
+pub struct PluginDirs {
+    /// A directory of plugins (`*.wasm`, not searched recursively) to load besides the built-in
+    /// ones; repeatable. Default: the `:`-separated directories in $TAILOR_PLUGINS. A plugin that
+    /// fails to load is reported as an error.
+    #[arg(long = "plugins", value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+}
+
+impl PluginDirs {
+    fn resolve(&self) -> Vec<PathBuf> {
+        plugins::dirs(&self.dirs)
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PluginKind {
+    Generator,
+    Retriever,
+    Profiler,
+    Privacy,
+    Judge,
+}
+
+impl PluginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Generator => "generator",
+            PluginKind::Retriever => "retriever",
+            PluginKind::Profiler => "profiler",
+            PluginKind::Privacy => "privacy",
+            PluginKind::Judge => "judge",
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,7 +163,7 @@ pub enum GraphFormat {
 #[derive(Debug)]
 pub enum Outcome {
     Ok,
-    /// A pipeline file has errors (exit 2).
+    /// A pipeline file has errors, or a plugin file does not load (exit 2).
     ConfigErrors,
     /// The command found a problem it reported itself (exit 1).
     Failed,
@@ -74,9 +172,19 @@ pub enum Outcome {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { paths, format } => cmd::check::run(&paths, format),
+        Command::Check { paths, format, plugins } => cmd::check::run(&paths, format, &plugins.resolve()),
         Command::Fmt { paths, check } => cmd::fmt::run(&paths, check),
-        Command::Graph { file, format, pipeline } => cmd::graph::run(&file, format, pipeline.as_deref()),
+        Command::Graph { file, format, pipeline, plugins } => {
+            cmd::graph::run(&file, format, pipeline.as_deref(), &plugins.resolve())
+        }
+        Command::Plugin { command } => match command {
+            PluginCommand::New { name, dir, kind, sdk } => {
+                cmd::plugin::new::run(&name, dir.as_deref(), kind, sdk.as_deref())
+            }
+            PluginCommand::Build { dir } => cmd::plugin::build::run(&dir),
+            PluginCommand::Inspect { file, format } => cmd::plugin::inspect::run(&file, format),
+            PluginCommand::List { format, plugins } => cmd::plugin::list::run(&plugins.resolve(), format),
+        },
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

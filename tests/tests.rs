@@ -7,4 +7,5 @@ mod examples;
 mod fmt;
 mod fuzz;
 mod graph;
+mod plugin;
 mod util;

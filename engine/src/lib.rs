@@ -25,3 +25,4 @@
 
 pub mod host;
 pub mod registry;
+pub mod watch;

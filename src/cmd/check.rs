@@ -7,6 +7,7 @@ use serde::Serialize;
 use tailor_dsl::check::check_file;
 use tailor_dsl::diagnostic::{Diagnostic, NameKind, Problem};
 
+use crate::plugins::{self, JsonLoadFailure};
 use crate::report::{self, JsonDiagnostic};
 use crate::{Format, Outcome, files};
 
@@ -14,15 +15,31 @@ use crate::{Format, Outcome, files};
 struct JsonOutput {
     files: usize,
     pipelines: usize,
+    /// Diagnostics and plugin files that failed to load.
     errors: usize,
     warnings: usize,
     diagnostics: Vec<JsonDiagnostic>,
+    /// Plugin files (from `--plugins` or `TAILOR_PLUGINS`) that failed to load.
+    plugin_failures: Vec<JsonLoadFailure>,
 }
 
-pub fn run(paths: &[PathBuf], format: Format) -> anyhow::Result<Outcome> {
-    let (registry, _) = tailor_engine::registry::load_catalog(&[])?;
+pub fn run(paths: &[PathBuf], format: Format, plugin_dirs: &[PathBuf]) -> anyhow::Result<Outcome> {
     let paths = files::collect(paths)?;
-    let mut out = JsonOutput { files: paths.len(), pipelines: 0, errors: 0, warnings: 0, diagnostics: Vec::new() };
+    let (registry, failures) = plugins::catalog(plugin_dirs)?;
+    let mut out = JsonOutput {
+        files: paths.len(),
+        pipelines: 0,
+        errors: failures.len(),
+        warnings: 0,
+        diagnostics: Vec::new(),
+        plugin_failures: Vec::new(),
+    };
+    for failure in &failures {
+        match format {
+            Format::Human => eprintln!("{}", plugins::human_failure(failure)),
+            Format::Json => out.plugin_failures.push(JsonLoadFailure::new(failure)),
+        }
+    }
     // Pipelines are served by name: a name must be unique across every file checked together.
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     for path in &paths {

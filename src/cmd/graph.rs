@@ -1,15 +1,25 @@
 //! `tailor graph`: draw a checked pipeline as DOT or Mermaid.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tailor_dsl::check::check_file;
 use tailor_dsl::render::{to_dot, to_mermaid};
 
-use crate::{GraphFormat, Outcome, files, report};
+use crate::{GraphFormat, Outcome, files, plugins, report};
 
-pub fn run(path: &Path, format: GraphFormat, pipeline: Option<&str>) -> anyhow::Result<Outcome> {
+pub fn run(
+    path: &Path,
+    format: GraphFormat,
+    pipeline: Option<&str>,
+    plugin_dirs: &[PathBuf],
+) -> anyhow::Result<Outcome> {
     let file = files::read(path)?;
-    let (registry, _) = tailor_engine::registry::load_catalog(&[])?;
+    let (registry, failures) = plugins::catalog(plugin_dirs)?;
+    // Reported, but the drawing goes on: the pipeline may not use the plugin that failed (if it
+    // does, checking it fails below).
+    for failure in &failures {
+        eprintln!("{}", plugins::human_failure(failure));
+    }
     let checked = check_file(&file, &*registry);
     for d in &checked.diagnostics {
         eprintln!("{}", report::human(d, &file));

@@ -68,7 +68,7 @@ const PIECE_COST: usize = 4 << 10;
 /// Why a source is not handed to kdl.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum GuardError {
-    #[error("the file is {len} bytes; pipeline files may have at most {MAX_SOURCE_LEN}")]
+    #[error("the file is {len} bytes; pipeline files may have at most {MAX_SOURCE_LEN} bytes")]
     TooLarge { len: usize },
     #[error("blocks are nested more than {max} deep")]
     TooDeep { offset: usize, max: usize },

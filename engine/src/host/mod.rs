@@ -48,6 +48,23 @@ pub use self::state::{LogLevel, LogLine};
 /// The plugin ABI this host implements: the version of the `tailor:plugin` WIT package.
 pub const ABI_VERSION: semver::Version = semver::Version::new(0, 1, 0);
 
+/// Where this build's plugin components were built (`plugins/`): the built-ins are embedded
+/// from there; tests and benchmarks load the test plugins from there.
+pub const BUILT_PLUGIN_DIR: &str = env!("TAILOR_PLUGIN_DIR");
+
+/// How the host allocates instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostOptions {
+    /// Pre-reserved instance slots (fast instantiation); off, each call maps fresh memory.
+    pub pooling: bool,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions { pooling: true }
+    }
+}
+
 /// How often the epoch advances; deadlines are accurate to about this.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
@@ -171,6 +188,10 @@ impl PluginHost {
     /// A host with the pooling allocator and an on-disk compilation cache (wasmtime's own:
     /// keyed by the component's bytes and the compiler's settings; never fed by others).
     pub fn new() -> Result<Self, LoadError> {
+        PluginHost::with_options(HostOptions::default())
+    }
+
+    pub fn with_options(options: HostOptions) -> Result<Self, LoadError> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
@@ -180,7 +201,9 @@ impl PluginHost {
         pool.total_memories(1024);
         pool.total_tables(1024);
         pool.max_memory_size(1 << 30);
-        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        if options.pooling {
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
         let mut cache_config = wasmtime::CacheConfig::new();
         if let Some(dir) = cache_dir() {
             cache_config.with_directory(dir);
@@ -223,6 +246,7 @@ impl PluginHost {
         if !abi_compatible(&abi) {
             return Err(LoadError::AbiMismatch { found: abi.to_string() });
         }
+        let imports = component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect();
         let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
         let pre = StagePre::new(pre).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
         let mut plugin = Plugin {
@@ -230,6 +254,7 @@ impl PluginHost {
             descriptor: Arc::new(placeholder_descriptor()),
             sha256: hex(&sha2::Sha256::digest(wasm)),
             abi,
+            imports,
         };
         let describe_limits = CallLimits { timeout: Duration::from_secs(5), ..CallLimits::default() };
         let descriptor = plugin.describe(self, describe_limits).await?;
@@ -237,12 +262,13 @@ impl PluginHost {
         Ok(plugin)
     }
 
-    fn store(&self, state: HostState, limits: &CallLimits) -> Store<HostState> {
+    fn store(&self, state: HostState) -> Store<HostState> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
-        let ticks = limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1) as u64;
-        store.set_epoch_deadline(ticks + 1);
-        store.epoch_deadline_trap();
+        // Guest code yields to the executor at every epoch tick, so a long call never holds a
+        // worker thread and the call's timer (see `Plugin::call`) can end it on time.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
         store
     }
 }
@@ -317,6 +343,7 @@ pub struct Plugin {
     descriptor: Arc<Descriptor>,
     sha256: String,
     abi: semver::Version,
+    imports: Vec<String>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -344,14 +371,20 @@ impl Plugin {
         &self.abi
     }
 
+    /// The names of the interfaces the component imports (`tailor:plugin/search@0.1.0`,
+    /// `wasi:cli/stderr@0.2.6`…), in the component's order.
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
+
     async fn describe(&self, host: &PluginHost, limits: CallLimits) -> Result<Descriptor, LoadError> {
         let state = HostState::new(BTreeSet::new(), None, None, Services::default(), limits.memory_bytes);
-        let mut store = host.store(state, &limits);
+        let mut store = host.store(state);
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
         };
-        let described = tokio::time::timeout(limits.timeout + EPOCH_TICK * 4, run)
+        let described = tokio::time::timeout(limits.timeout, run)
             .await
             .map_err(|_| LoadError::Describe("timed out".into()))?
             .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
@@ -383,14 +416,14 @@ impl Plugin {
             stage: context.stage,
         };
         let state = HostState::new(grants, scope, filter, services, limits.memory_bytes);
-        let mut store = host.store(state, &limits);
+        let mut store = host.store(state);
         let run = async {
             let instance: Stage = self.pre.instantiate_async(&mut store).await.map_err(Failure::Instantiate)?;
             instance.call_run(&mut store, &context, &inputs, &config).await.map_err(Failure::Trap)
         };
-        // The epoch deadline stops guest code; this timer also stops a call that waits in a
-        // host function (a slow LLM, say).
-        let result = tokio::time::timeout(limits.timeout + EPOCH_TICK * 2, run).await;
+        // Guest code yields at every epoch tick and a host call awaits, so this timer ends the
+        // call on time whether the plugin computes or waits (a slow LLM, say).
+        let result = tokio::time::timeout(limits.timeout, run).await;
         let state = store.data();
         if let Some(capability) = state.violation {
             return Err(StageError::Ungranted { capability });
