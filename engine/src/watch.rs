@@ -137,6 +137,7 @@ mod tests {
 
     #[test]
     fn replaces_a_plugin_100_times_under_load_without_a_failed_call() {
+        let _alone = crate::host::tests::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         runtime.block_on(async {

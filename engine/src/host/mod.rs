@@ -528,4 +528,4 @@ fn wit_size(v: &bindings::types::Value) -> usize {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

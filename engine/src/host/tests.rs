@@ -33,8 +33,9 @@ fn load(name: &str) -> Plugin {
     runtime().block_on(host().load(&wasm(name))).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-/// Deadline tests measure wall-clock time: one at a time, so they do not starve each other.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// Deadline tests measure wall-clock time: one at a time (the hot-load test too), so that they
+/// do not starve each other.
+pub(crate) static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn call(plugin: &Plugin, mut call: Call) -> (Result<CallOutput, StageError>, Duration) {
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
