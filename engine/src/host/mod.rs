@@ -249,17 +249,9 @@ impl PluginHost {
         let imports = component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect();
         let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
         let pre = StagePre::new(pre).map_err(|e| LoadError::NotAPlugin(format!("{e:#}")))?;
-        let mut plugin = Plugin {
-            pre,
-            descriptor: Arc::new(placeholder_descriptor()),
-            sha256: hex(&sha2::Sha256::digest(wasm)),
-            abi,
-            imports,
-        };
         let describe_limits = CallLimits { timeout: Duration::from_secs(5), ..CallLimits::default() };
-        let descriptor = plugin.describe(self, describe_limits).await?;
-        plugin.descriptor = Arc::new(descriptor);
-        Ok(plugin)
+        let descriptor = describe(&pre, self, describe_limits).await?;
+        Ok(Plugin { pre, descriptor: Arc::new(descriptor), sha256: hex(&sha2::Sha256::digest(wasm)), abi, imports })
     }
 
     fn store(&self, state: HostState) -> Store<HostState> {
@@ -323,17 +315,19 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn placeholder_descriptor() -> Descriptor {
-    Descriptor {
-        name: String::new(),
-        version: semver::Version::new(0, 0, 0),
-        kind: tailor_dsl::descriptor::StageKind::Generator,
-        summary: String::new(),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-        config: Vec::new(),
-        grants: Vec::new(),
-    }
+/// Asks a pre-linked component for its descriptor: no grants, no user, a short deadline.
+async fn describe(pre: &StagePre<HostState>, host: &PluginHost, limits: CallLimits) -> Result<Descriptor, LoadError> {
+    let state = HostState::new(BTreeSet::new(), None, None, Services::default(), limits.memory_bytes);
+    let mut store = host.store(state);
+    let run = async {
+        let instance = pre.instantiate_async(&mut store).await?;
+        instance.call_describe(&mut store).await
+    };
+    let described = tokio::time::timeout(limits.timeout, run)
+        .await
+        .map_err(|_| LoadError::Describe("timed out".into()))?
+        .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
+    Ok(convert::descriptor_from_wit(described)?)
 }
 
 /// A loaded, checked plugin, ready to be called any number of times concurrently.
@@ -375,20 +369,6 @@ impl Plugin {
     /// `wasi:cli/stderr@0.2.6`…), in the component's order.
     pub fn imports(&self) -> &[String] {
         &self.imports
-    }
-
-    async fn describe(&self, host: &PluginHost, limits: CallLimits) -> Result<Descriptor, LoadError> {
-        let state = HostState::new(BTreeSet::new(), None, None, Services::default(), limits.memory_bytes);
-        let mut store = host.store(state);
-        let run = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            instance.call_describe(&mut store).await
-        };
-        let described = tokio::time::timeout(limits.timeout, run)
-            .await
-            .map_err(|_| LoadError::Describe("timed out".into()))?
-            .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
-        Ok(convert::descriptor_from_wit(described)?)
     }
 
     /// Runs one stage call in a fresh store.
