@@ -9,8 +9,8 @@
 //! - capabilities are linked for every plugin but answer only if the stage was granted them; a
 //!   call to an ungranted one is refused and fails the stage ([`StageError::Ungranted`]);
 //! - WASI is linked deny-by-default: no preopened directories, no environment, no network;
-//! - memory is capped ([`CallLimits::memory_bytes`]), the wall clock is capped by epoch
-//!   interruption and by a timer that also covers time spent waiting in host calls, and the
+//! - memory is capped ([`CallLimits::memory_bytes`]); guest code yields at every epoch tick, so
+//!   one timer caps the wall clock whether the plugin computes or waits in a host call; the
 //!   output is capped ([`CallLimits::output_bytes`]) and checked against the descriptor.
 //!
 //! Traps, deadlines and limit hits become typed [`StageError`]s with the plugin's captured
@@ -415,9 +415,6 @@ impl Plugin {
                 let stderr = state.stderr_text();
                 if state.limit_hit {
                     return Err(StageError::MemoryLimit { limit: limits.memory_bytes, stderr });
-                }
-                if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
-                    return Err(StageError::Timeout { limit: limits.timeout });
                 }
                 let trap = e.downcast_ref::<wasmtime::Trap>().map_or_else(|| format!("{e:#}"), |t| t.to_string());
                 return Err(StageError::Trap { trap, stderr });
