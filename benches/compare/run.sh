@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# One command for Tailor's retrieval comparison: builds the pinned Python venv if needed, writes the
+# encoder texts, runs `cargo bench --bench retrieval` and `baselines.py` on the same inputs, and prints
+# the table and ratios from report.py. Everything it writes goes under target/bench-compare/.
+#
+#   bash benches/compare/run.sh [--quick] [--baselines-only]
+#
+# Environment: TAILOR_BENCH_VENV (venv path, default ~/.cache/tailor/bench-venv),
+#              BEIR (BEIR folder, default ../shared/data/scifact relative to the repo root).
+set -euo pipefail
+
+usage() {
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+die() {
+    echo "run.sh: error: $*" >&2
+    exit 1
+}
+
+say() {
+    echo "run.sh: $*" >&2
+}
+
+QUICK=0
+BASELINES_ONLY=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        --baselines-only) BASELINES_ONLY=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument: $arg" ;;
+    esac
+done
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+cd "$ROOT"
+
+VENV="${TAILOR_BENCH_VENV:-$HOME/.cache/tailor/bench-venv}"
+BEIR="${BEIR:-../shared/data/scifact}"
+OUT="target/bench-compare"
+BATCH=32
+QUERIES=16
+K=10
+if [[ $QUICK == 1 ]]; then
+    TEXTS=256
+    ITEMS=100000
+else
+    TEXTS=2000
+    ITEMS=1000000
+fi
+
+for f in corpus.jsonl queries.jsonl; do
+    [[ -f "$BEIR/$f" ]] || die "BEIR folder '$BEIR' has no $f (set BEIR=/path/to/scifact)"
+done
+command -v python3 >/dev/null || die "python3 not found; it is needed to create the venv"
+
+# The venv is rebuilt whenever requirements.txt changes, recognised by its hash stored in the venv.
+REQ="$HERE/requirements.txt"
+STAMP="$VENV/.tailor-requirements.sha256"
+want="$(sha256sum "$REQ" | cut -d' ' -f1)"
+if [[ ! -x "$VENV/bin/python" ]]; then
+    say "creating venv $VENV"
+    mkdir -p "$(dirname "$VENV")"
+    python3 -m venv "$VENV" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+fi
+if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]]; then
+    say "installing $REQ into $VENV (torch pulls its CUDA libraries: about 6 GB, a few minutes)"
+    rm -f "$STAMP"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ" \
+        || die "pip install -r $REQ failed; see the pip output above"
+    echo "$want" > "$STAMP"
+fi
+PY="$VENV/bin/python"
+
+mkdir -p "$OUT"
+TEXTS_FILE="$OUT/texts-$TEXTS.jsonl"
+say "writing $TEXTS texts from $BEIR/corpus.jsonl to $TEXTS_FILE"
+"$PY" - "$BEIR/corpus.jsonl" "$TEXTS" "$TEXTS_FILE" <<'PY'
+import json, sys
+corpus, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+texts = []
+with open(corpus, encoding="utf-8") as f:
+    for line in f:
+        if len(texts) == n:
+            break
+        if line.strip():
+            d = json.loads(line)
+            texts.append(f"{d.get('title', '')} {d.get('text', '')}")
+if len(texts) < n:
+    sys.exit(f"error: {corpus} has only {len(texts)} documents, {n} wanted")
+with open(out, "w", encoding="utf-8") as f:
+    for t in texts:
+        f.write(json.dumps(t) + "\n")
+PY
+
+ARGS=(--texts "$TEXTS_FILE" --beir "$BEIR" --batch "$BATCH" --items "$ITEMS" --queries "$QUERIES" --k "$K")
+
+# Each JSON is written to a temporary file and moved into place only when its producer succeeded,
+# so a failed run never leaves a stale or truncated result behind for report.py.
+if [[ $BASELINES_ONLY == 0 ]]; then
+    say "running cargo bench -j2 --bench retrieval -- ${ARGS[*]}"
+    cargo bench -j2 --bench retrieval -- "${ARGS[@]}" > "$OUT/tailor.json.tmp" \
+        || { rm -f "$OUT/tailor.json.tmp"; die "cargo bench --bench retrieval failed; see its output above"; }
+    mv "$OUT/tailor.json.tmp" "$OUT/tailor.json"
+fi
+
+say "running baselines.py ${ARGS[*]}"
+"$PY" "$HERE/baselines.py" "${ARGS[@]}" > "$OUT/baselines.json.tmp" \
+    || { rm -f "$OUT/baselines.json.tmp"; die "baselines.py failed; see its output above"; }
+mv "$OUT/baselines.json.tmp" "$OUT/baselines.json"
+
+if [[ $BASELINES_ONLY == 1 ]]; then
+    say "baselines only: $OUT/baselines.json"
+    cat "$OUT/baselines.json"
+    exit 0
+fi
+
+"$PY" "$HERE/report.py" "$OUT/tailor.json" "$OUT/baselines.json" --out "$OUT/ratios.json"
+say "saved $OUT/tailor.json, $OUT/baselines.json and $OUT/ratios.json"
