@@ -62,6 +62,98 @@ pub fn l2_normalize(v: &mut [f32]) {
     }
 }
 
+/// `out[m × n] = lhs[m × k] · rhs[k × n]`, row-major.
+pub fn matmul(lhs: &[f32], rhs: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    assert!(lhs.len() == m * k && rhs.len() == k * n, "shapes must match");
+    let mut out = vec![0.0; m * n];
+    for r in 0..m {
+        for t in 0..k {
+            let a = lhs[r * k + t];
+            for c in 0..n {
+                out[r * n + c] += a * rhs[t * n + c];
+            }
+        }
+    }
+    out
+}
+
+/// LayerNorm of each `h`-wide row in place: `(x - mean) / sqrt(var + eps) * gamma + beta`.
+pub fn layer_norm_rows(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    let h = gamma.len();
+    for row in x.chunks_exact_mut(h) {
+        let mean = row.iter().sum::<f32>() / h as f32;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for (c, v) in row.iter_mut().enumerate() {
+            *v = (*v - mean) * inv * gamma[c] + beta[c];
+        }
+    }
+}
+
+/// The exact GELU: `x · Φ(x)`.
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x / std::f32::consts::SQRT_2))
+}
+
+/// The error function (Abramowitz–Stegun 7.1.26 is too coarse for a reference; this is the
+/// series/continued-fraction pair, accurate to ~1e-7 in f64).
+pub fn erf(x: f32) -> f32 {
+    let x = f64::from(x);
+    let t = x.abs();
+    let value = if t < 2.5 {
+        // Maclaurin series: 2/sqrt(pi) * sum (-1)^n x^(2n+1) / (n! (2n+1)).
+        let mut sum = 0.0f64;
+        let mut term = t;
+        let mut n = 0.0f64;
+        while term.abs() > 1e-17 {
+            sum += term / (2.0 * n + 1.0);
+            n += 1.0;
+            term *= -t * t / n;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        // Continued fraction for erfc, evaluated bottom-up.
+        let mut f = 0.0f64;
+        for k in (1..60).rev() {
+            f = f64::from(k) / 2.0 / (t + f);
+        }
+        1.0 - (-t * t).exp() / std::f64::consts::PI.sqrt() / (t + f)
+    };
+    (value.copysign(x)) as f32
+}
+
+/// Multi-head self-attention over `n` sequences of `seq_len` tokens: `qkv` rows are
+/// `[q | k | v]`, each `heads * head_dim` wide; padding keys (mask 0) get no weight.
+pub fn attention(qkv: &[f32], mask: &[u32], n: usize, seq_len: usize, heads: usize, head_dim: usize) -> Vec<f32> {
+    let width = heads * head_dim;
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let mut out = vec![0.0; n * seq_len * width];
+    for s in 0..n {
+        for h in 0..heads {
+            for i in 0..seq_len {
+                let q = &qkv[(s * seq_len + i) * 3 * width + h * head_dim..][..head_dim];
+                let mut weights = Vec::with_capacity(seq_len);
+                for j in 0..seq_len {
+                    let token = s * seq_len + j;
+                    if mask[token] != 0 {
+                        let k = &qkv[token * 3 * width + width + h * head_dim..][..head_dim];
+                        weights.push((token, q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale));
+                    }
+                }
+                let max = weights.iter().map(|w| w.1).fold(f32::NEG_INFINITY, f32::max);
+                let total: f32 = weights.iter().map(|w| (w.1 - max).exp()).sum();
+                let o = &mut out[(s * seq_len + i) * width + h * head_dim..][..head_dim];
+                for (token, w) in &weights {
+                    let p = (w - max).exp() / total;
+                    let v = &qkv[token * 3 * width + 2 * width + h * head_dim..][..head_dim];
+                    o.iter_mut().zip(v).for_each(|(o, v)| *o += p * v);
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +162,19 @@ mod tests {
     fn scores_every_query_against_every_item() {
         let s = dot_scores(&[1.0, 0.0, 0.0, 2.0], &[1.0, 1.0, 3.0, -1.0, 0.0, 0.5], 2);
         assert_eq!(s, vec![1.0, 3.0, 0.0, 2.0, -2.0, 1.0]);
+    }
+
+    #[test]
+    fn erf_matches_known_values() {
+        for (x, want) in [(0.0, 0.0), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (-2.0, -0.995_322_3), (3.0, 0.999_977_9)]
+        {
+            assert!((erf(x) - want).abs() < 1e-6, "erf({x}) = {} != {want}", erf(x));
+        }
+    }
+
+    #[test]
+    fn matmul_multiplies() {
+        assert_eq!(matmul(&[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0], 2, 2, 2), vec![19.0, 22.0, 43.0, 50.0]);
     }
 
     #[test]

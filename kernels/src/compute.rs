@@ -1,0 +1,432 @@
+//! The compute device: which CubeCL runtime runs the kernels, chosen at run time, and the
+//! launches every caller shares (matrix products, scoring, top-k).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use cubecl::config::autotune::AutotuneLevel;
+use cubecl::prelude::*;
+use cubecl::server::Handle;
+use cubecl::std::tensor::TensorHandle;
+use cubek::matmul::definition::MatmulElems;
+use cubek::matmul::strategy::Strategy as MatmulStrategy;
+use cubek::reduce::components::instructions::ReduceOperationConfig;
+use cubek::reduce::launch::{RoutineStrategy, VectorizationStrategy};
+use cubek::reduce::routines::BlueprintStrategy;
+use cubek::reduce::routines::cube::CubeStrategy;
+use cubek::reduce::routines::unit::UnitStrategy;
+use cubek::reduce::{ReduceStrategy, ReduceWithIndicesDtypes};
+use cubek::std::InputBinding;
+
+use crate::KernelError;
+use crate::ops;
+
+/// A CubeCL runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// The CPU runtime (LLVM JIT): machines without a GPU.
+    Cpu,
+    /// wgpu on Vulkan (Mesa's lavapipe where there is no GPU).
+    Wgpu,
+    /// NVIDIA GPUs; only in builds with the `cuda` feature.
+    Cuda,
+}
+
+impl Backend {
+    /// The backends this build links.
+    pub fn compiled() -> Vec<Backend> {
+        let mut all = Vec::new();
+        if cfg!(feature = "cuda") {
+            all.push(Backend::Cuda);
+        }
+        if cfg!(feature = "cpu") {
+            all.push(Backend::Cpu);
+        }
+        if cfg!(feature = "wgpu") {
+            all.push(Backend::Wgpu);
+        }
+        all
+    }
+
+    /// `TAILOR_BACKEND` when set, else CUDA when built in and a GPU is present, else the CPU.
+    pub fn from_env() -> Result<Backend, KernelError> {
+        match std::env::var("TAILOR_BACKEND") {
+            Ok(name) if !name.is_empty() => name.parse(),
+            _ => {
+                if cfg!(feature = "cuda") && !cubecl::Device::enumerate_all().is_empty() {
+                    for device in cubecl::Device::enumerate_all() {
+                        if matches!(device, cubecl::Device::Cuda(_)) {
+                            return Ok(Backend::Cuda);
+                        }
+                    }
+                }
+                Ok(Backend::Cpu)
+            }
+        }
+    }
+
+    fn device(self) -> Result<cubecl::Device, KernelError> {
+        let unavailable = |e: cubecl::device::DeviceUnavailable| KernelError::Unavailable(self, e.to_string());
+        match self {
+            Backend::Cpu => cubecl::Device::cpu().map_err(unavailable),
+            Backend::Wgpu => cubecl::Device::wgpu(Default::default()).map_err(unavailable),
+            Backend::Cuda => cubecl::Device::cuda(0).map_err(unavailable),
+        }
+    }
+}
+
+impl FromStr for Backend {
+    type Err = KernelError;
+    fn from_str(s: &str) -> Result<Backend, KernelError> {
+        match s {
+            "cpu" => Ok(Backend::Cpu),
+            "wgpu" => Ok(Backend::Wgpu),
+            "cuda" => Ok(Backend::Cuda),
+            other => Err(KernelError::UnknownBackend(other.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Cpu => "cpu",
+            Backend::Wgpu => "wgpu",
+            Backend::Cuda => "cuda",
+        })
+    }
+}
+
+/// Items a dense-scoring launch covers at most: keeps every buffer under wgpu's 128 MiB cap
+/// and a score matrix of one chunk small.
+const SCORE_CHUNK_BYTES: usize = 96 << 20;
+
+/// Rows of scores a top-k launch reduces at once are cut in pieces this long, so each piece is
+/// one unit's work and the pieces run in parallel; the few survivors are merged on the host.
+const TOP_K_PIECE: usize = 4096;
+
+/// Item vectors resident on a device, in chunks that respect the runtime's buffer cap.
+pub struct DeviceMatrix {
+    dim: usize,
+    rows: usize,
+    chunks: Vec<(Handle, usize)>,
+}
+
+impl DeviceMatrix {
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+}
+
+impl fmt::Debug for DeviceMatrix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceMatrix").field("rows", &self.rows).field("dim", &self.dim).finish()
+    }
+}
+
+/// A client of one runtime, with the launches Tailor uses. Kernels compile on first use and
+/// stay compiled for the life of the process (CubeCL caches them per client).
+pub struct Compute {
+    backend: Backend,
+    client: Client,
+    max_units: u32,
+}
+
+impl fmt::Debug for Compute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compute").field("backend", &self.backend).field("max_units", &self.max_units).finish()
+    }
+}
+
+impl Compute {
+    pub fn new(backend: Backend) -> Result<Compute, KernelError> {
+        if !Backend::compiled().contains(&backend) {
+            return Err(KernelError::Unavailable(backend, "this build does not include it".into()));
+        }
+        let device = backend.device()?;
+        let client = std::panic::catch_unwind(|| device.client())
+            .map_err(|_| KernelError::Unavailable(backend, "the runtime failed to start".into()))?;
+        let max_units = client.properties().hardware.max_units_per_cube.clamp(1, 256);
+        Ok(Compute { backend, client, max_units })
+    }
+
+    /// The process-wide device of [`Backend::from_env`], started on first use.
+    pub fn shared() -> Result<&'static Compute, KernelError> {
+        static SHARED: OnceLock<Result<Compute, KernelError>> = OnceLock::new();
+        SHARED.get_or_init(|| Compute::new(Backend::from_env()?)).as_ref().map_err(Clone::clone)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn upload_f32(&self, data: &[f32]) -> Handle {
+        self.client.create_from_slice(f32::as_bytes(data))
+    }
+
+    pub(crate) fn upload_u32(&self, data: &[u32]) -> Handle {
+        self.client.create_from_slice(u32::as_bytes(data))
+    }
+
+    pub(crate) fn empty_f32(&self, len: usize) -> Handle {
+        self.client.empty(len.max(1) * size_of::<f32>())
+    }
+
+    pub(crate) fn read_f32(&self, handle: Handle) -> Result<Vec<f32>, KernelError> {
+        let bytes = self.client.read_one(handle).map_err(|e| KernelError::Runtime(format!("{e:?}")))?;
+        Ok(f32::from_bytes(&bytes).to_vec())
+    }
+
+    fn read_u32(&self, handle: Handle) -> Result<Vec<u32>, KernelError> {
+        let bytes = self.client.read_one(handle).map_err(|e| KernelError::Runtime(format!("{e:?}")))?;
+        Ok(u32::from_bytes(&bytes).to_vec())
+    }
+
+    /// A 1-D launch of `units` units (at least one cube).
+    pub(crate) fn grid(&self, units: usize) -> (CubeCount, CubeDim) {
+        let per_cube = self.max_units.min(units.max(1) as u32);
+        let cubes = units.max(1).div_ceil(per_cube as usize) as u32;
+        (CubeCount::Static(cubes, 1, 1), CubeDim::new_1d(per_cube))
+    }
+
+    /// `out[m × n] = lhs[m × k] · rhs[k × n]`, all row-major, by cubek's matmul: the CPU-tuned
+    /// GEMM on the CPU runtime (its automatic choice is pathologically slow there), the
+    /// automatic choice elsewhere.
+    pub(crate) fn matmul(
+        &self,
+        lhs: &Handle,
+        rhs: &Handle,
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<Handle, KernelError> {
+        let dtype = f32::elem_type_native();
+        let out = TensorHandle::empty(&self.client, vec![m, n], dtype);
+        let lhs = TensorHandle::new_contiguous(vec![m, k], lhs.clone(), dtype);
+        let rhs = TensorHandle::new_contiguous(vec![k, n], rhs.clone(), dtype);
+        let strategy = match self.backend {
+            Backend::Cpu => MatmulStrategy::Tiled(cubek::matmul::tiled::Strategy::CpuGemm(Default::default())),
+            _ => MatmulStrategy::Auto,
+        };
+        cubek::matmul::launch::launch_ref(
+            &strategy,
+            &self.client,
+            InputBinding::Normal(lhs.binding(), dtype),
+            InputBinding::Normal(rhs.binding(), dtype),
+            out.clone().binding(),
+            &mut MatmulElems::from_single_dtype(dtype),
+        )
+        .map_err(|e| KernelError::Runtime(format!("matmul {m}×{k}×{n}: {e:?}")))?;
+        Ok(out.handle)
+    }
+
+    /// Item embeddings copied to the device once, to be scored many times.
+    pub fn upload_matrix(&self, items: &[f32], dim: usize) -> Result<DeviceMatrix, KernelError> {
+        let (_, rows) = check_shapes(&[], items, dim)?;
+        let chunk_rows = (SCORE_CHUNK_BYTES / (dim * 4)).max(1);
+        let chunks = (0..rows)
+            .step_by(chunk_rows)
+            .map(|start| {
+                let n = chunk_rows.min(rows - start);
+                (self.upload_f32(&items[start * dim..(start + n) * dim]), n)
+            })
+            .collect();
+        Ok(DeviceMatrix { dim, rows, chunks })
+    }
+
+    /// Dot-product scores of every query against every item: `out[q * n + i]`.
+    /// `queries` and `items` are row-major with rows of `dim` floats.
+    pub fn dot_scores(&self, queries: &[f32], items: &[f32], dim: usize) -> Result<Vec<f32>, KernelError> {
+        let (nq, n) = check_shapes(queries, items, dim)?;
+        let matrix = self.upload_matrix(items, dim)?;
+        let q = self.upload_f32(queries);
+        let mut per_query: Vec<Vec<f32>> = vec![Vec::with_capacity(n); nq];
+        for (chunk, rows) in &matrix.chunks {
+            let scores = self.read_f32(self.scores_chunk(&q, nq, chunk, *rows, dim))?;
+            for (qi, row) in scores.chunks_exact(*rows).enumerate() {
+                per_query[qi].extend_from_slice(row);
+            }
+        }
+        Ok(per_query.concat())
+    }
+
+    /// The `k` best items by dot product for each query, best first.
+    pub fn top_k_dot(
+        &self,
+        queries: &[f32],
+        items: &[f32],
+        dim: usize,
+        k: usize,
+    ) -> Result<Vec<Vec<(u32, f32)>>, KernelError> {
+        check_shapes(queries, items, dim)?;
+        self.top_k_resident(queries, &self.upload_matrix(items, dim)?, k)
+    }
+
+    /// [`Compute::top_k_dot`] against a matrix already on the device.
+    pub fn top_k_resident(
+        &self,
+        queries: &[f32],
+        items: &DeviceMatrix,
+        k: usize,
+    ) -> Result<Vec<Vec<(u32, f32)>>, KernelError> {
+        let dim = items.dim;
+        let (nq, _) = check_shapes(queries, &[], dim)?;
+        let mut best: Vec<Vec<(u32, f32)>> = vec![Vec::new(); nq];
+        if items.rows == 0 || k == 0 || nq == 0 {
+            return Ok(best);
+        }
+        let q = self.upload_f32(queries);
+        let mut start = 0u32;
+        for (chunk, rows) in &items.chunks {
+            let scores = self.scores_chunk(&q, nq, chunk, *rows, dim);
+            let found = self.top_k_rows(scores, nq, *rows, k)?;
+            for (qi, hits) in found.into_iter().enumerate() {
+                best[qi].extend(hits.into_iter().map(|(i, s)| (i + start, s)));
+            }
+            start += *rows as u32;
+        }
+        for hits in &mut best {
+            sort_hits(hits);
+            hits.truncate(k);
+        }
+        Ok(best)
+    }
+
+    /// Launches [`ops::dot_scores`] over one resident chunk of `rows` items and returns the
+    /// device buffer of `nq × rows` scores.
+    fn scores_chunk(&self, queries: &Handle, nq: usize, items: &Handle, rows: usize, dim: usize) -> Handle {
+        let scores = self.empty_f32(nq * rows);
+        let width = vector_width(dim);
+        // A unit scores a run of rows; aim for a few runs per unit of the device.
+        let rows_per_unit = match self.backend {
+            Backend::Cpu => rows.div_ceil(self.max_units as usize * 64).max(16),
+            _ => 1,
+        };
+        let units = rows.div_ceil(rows_per_unit);
+        let (count, cube_dim) = self.grid(units);
+        // SAFETY: the kernel bounds every index by `n_items`, `n_queries` and `dim_vectors`,
+        // which describe the buffers passed with them.
+        unsafe {
+            ops::dot_scores::launch_unchecked(
+                &self.client,
+                count,
+                cube_dim,
+                width,
+                BufferArg::from_raw_parts(queries.clone(), nq * dim / width),
+                BufferArg::from_raw_parts(items.clone(), rows * dim / width),
+                BufferArg::from_raw_parts(scores.clone(), nq * rows),
+                rows as u32,
+                nq as u32,
+                (dim / width) as u32,
+                rows_per_unit as u32,
+            )
+        };
+        scores
+    }
+
+    /// Top-k of each of `nq` score rows of length `n` (a device buffer): every row is cut into
+    /// pieces reduced in parallel by cubek's arg-top-k, then the survivors merged.
+    fn top_k_rows(&self, scores: Handle, nq: usize, n: usize, k: usize) -> Result<Vec<Vec<(u32, f32)>>, KernelError> {
+        let piece = TOP_K_PIECE.min(n);
+        let pieces = n.div_ceil(piece);
+        let kk = k.min(piece);
+        let padded = pieces * piece;
+        let (input, stride) = if padded == n {
+            (scores, n)
+        } else {
+            // Pad each row to whole pieces with -inf so the reduction's shape is regular.
+            let mut host = self.read_f32(scores)?;
+            let mut out = Vec::with_capacity(nq * padded);
+            for row in host.chunks_exact_mut(n) {
+                out.extend_from_slice(row);
+                out.extend(std::iter::repeat_n(f32::NEG_INFINITY, padded - n));
+            }
+            (self.upload_f32(&out), padded)
+        };
+        debug_assert_eq!(stride, padded);
+        let rows = nq * pieces;
+        let dtype = f32::elem_type_native();
+        let input = TensorHandle::new_contiguous(vec![rows, piece], input, dtype);
+        let values = TensorHandle::empty(&self.client, vec![rows, kk], dtype);
+        let indices = TensorHandle::empty(&self.client, vec![rows, kk], u32::elem_type_native());
+        let routine = match self.backend {
+            Backend::Cpu => RoutineStrategy::Unit(BlueprintStrategy::Inferred(UnitStrategy)),
+            // The unit strategy returned wrong results on wgpu (DESIGN.md §4).
+            _ => RoutineStrategy::Cube(BlueprintStrategy::Inferred(CubeStrategy { use_planes: false })),
+        };
+        let strategy = ReduceStrategy {
+            routine,
+            vectorization: VectorizationStrategy { parallel_output_vectorization: false },
+            autotune_level: AutotuneLevel::Balanced,
+        };
+        cubek::reduce::reduce_with_indices(
+            &self.client,
+            input.binding(),
+            values.clone().binding(),
+            indices.clone().binding(),
+            1,
+            strategy,
+            ReduceOperationConfig::ArgTopK(kk),
+            ReduceWithIndicesDtypes {
+                input: dtype,
+                values: dtype,
+                indices: u32::elem_type_native(),
+                accumulation: dtype,
+            },
+        )
+        .map_err(|e| KernelError::Runtime(format!("top-k: {e:?}")))?;
+        let values = self.read_f32(values.handle)?;
+        let indices = self.read_u32(indices.handle)?;
+        let mut out = Vec::with_capacity(nq);
+        for q in 0..nq {
+            let mut hits = Vec::with_capacity(pieces * kk);
+            for p in 0..pieces {
+                let at = (q * pieces + p) * kk;
+                for j in 0..kk {
+                    let index = (p * piece) as u32 + indices[at + j];
+                    if (index as usize) < n {
+                        hits.push((index, values[at + j]));
+                    }
+                }
+            }
+            sort_hits(&mut hits);
+            hits.truncate(k);
+            out.push(hits);
+        }
+        Ok(out)
+    }
+}
+
+/// Best first; ties to the lower index; NaN last (as [`crate::reference::top_k`]).
+fn sort_hits(hits: &mut [(u32, f32)]) {
+    hits.sort_by(|a, b| match (a.1.is_nan(), b.1.is_nan()) {
+        (true, true) => a.0.cmp(&b.0),
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => b.1.partial_cmp(&a.1).expect("invariant: neither is NaN").then(a.0.cmp(&b.0)),
+    });
+}
+
+fn check_shapes(queries: &[f32], items: &[f32], dim: usize) -> Result<(usize, usize), KernelError> {
+    if dim == 0 || !queries.len().is_multiple_of(dim) || !items.len().is_multiple_of(dim) {
+        return Err(KernelError::Shape(format!(
+            "queries ({} floats) and items ({} floats) must be whole rows of {dim}",
+            queries.len(),
+            items.len()
+        )));
+    }
+    Ok((queries.len() / dim, items.len() / dim))
+}
+
+/// The widest vector (up to 8 lanes) that divides a row.
+fn vector_width(dim: usize) -> usize {
+    [8, 4, 2].into_iter().find(|w| dim.is_multiple_of(*w)).unwrap_or(1)
+}

@@ -1,0 +1,316 @@
+//! Every kernel against its plain Rust reference, on random inputs with odd sizes, on every
+//! runtime this build links that the machine can start (the CPU runtime and wgpu/lavapipe in CI;
+//! CUDA on a GPU machine). A runtime this build links but the machine cannot start fails the
+//! test unless `TAILOR_SKIP_BACKENDS` names it.
+
+use cubecl::prelude::*;
+
+use crate::reference;
+use crate::{Backend, Compute, ops};
+
+/// xorshift64*: deterministic inputs without a dependency.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [-1, 1).
+    pub(crate) fn float(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    pub(crate) fn floats(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.float()).collect()
+    }
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// The devices to test on: each linked backend, started once per process.
+pub(crate) fn devices() -> Vec<&'static Compute> {
+    use std::sync::OnceLock;
+    static DEVICES: OnceLock<Vec<&'static Compute>> = OnceLock::new();
+    DEVICES
+        .get_or_init(|| {
+            let skip = std::env::var("TAILOR_SKIP_BACKENDS").unwrap_or_default();
+            let mut out = Vec::new();
+            for backend in Backend::compiled() {
+                if skip.split(',').any(|s| s.trim() == backend.to_string()) {
+                    continue;
+                }
+                if backend == Backend::Cuda && std::env::var("TAILOR_BACKEND").as_deref() != Ok("cuda") {
+                    // CUDA is tested where asked for (the GPU script sets TAILOR_BACKEND=cuda).
+                    continue;
+                }
+                match Compute::new(backend) {
+                    Ok(c) => out.push(&*Box::leak(Box::new(c))),
+                    Err(e) => panic!("{e} (set TAILOR_SKIP_BACKENDS={backend} to test without it)"),
+                }
+            }
+            assert!(!out.is_empty(), "no compute backend to test");
+            out
+        })
+        .clone()
+}
+
+#[track_caller]
+pub(crate) fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= tol * (1.0 + w.abs()), "{what}: element {i}: got {g}, want {w}");
+    }
+}
+
+#[test]
+fn dot_scores_match_reference() {
+    let mut rng = Rng::new(1);
+    for c in devices() {
+        for (nq, n, dim) in [(1, 1, 1), (1, 7, 3), (3, 100, 8), (5, 1023, 384), (2, 257, 385), (4, 33, 6)] {
+            let queries = rng.floats(nq * dim);
+            let items = rng.floats(n * dim);
+            let got = c.dot_scores(&queries, &items, dim).unwrap();
+            let want = reference::dot_scores(&queries, &items, dim);
+            assert_close(&got, &want, 1e-4, &format!("{} dot {nq}×{n}×{dim}", c.backend()));
+        }
+    }
+}
+
+#[test]
+fn top_k_matches_reference() {
+    let mut rng = Rng::new(2);
+    for c in devices() {
+        for (nq, n, dim, k) in [(1, 1, 4, 1), (1, 10, 3, 20), (2, 5000, 16, 10), (3, 9001, 8, 100), (1, 4096, 4, 7)] {
+            let queries = rng.floats(nq * dim);
+            let items = rng.floats(n * dim);
+            let got = c.top_k_dot(&queries, &items, dim, k).unwrap();
+            let scores = reference::dot_scores(&queries, &items, dim);
+            for q in 0..nq {
+                let want = reference::top_k(&scores[q * n..(q + 1) * n], k);
+                let what = format!("{} top-{k} of {n} (query {q})", c.backend());
+                assert_eq!(got[q].len(), want.len(), "{what}");
+                for ((gi, gs), (wi, ws)) in got[q].iter().zip(&want) {
+                    // Equal scores may come in either order; the score at each rank must match.
+                    assert!((gs - ws).abs() < 1e-4, "{what}: got ({gi}, {gs}), want ({wi}, {ws})");
+                    let exact = scores[q * n + *gi as usize];
+                    assert!((exact - gs).abs() < 1e-4, "{what}: index {gi} has score {exact}, reported {gs}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn top_k_rejects_ragged_input() {
+    let c = devices()[0];
+    assert!(c.top_k_dot(&[1.0, 2.0, 3.0], &[1.0, 2.0], 2, 1).is_err());
+    assert!(c.dot_scores(&[1.0], &[1.0], 0).is_err());
+}
+
+#[test]
+fn matmul_matches_reference() {
+    let mut rng = Rng::new(3);
+    for c in devices() {
+        for (m, k, n) in [(1, 1, 1), (7, 13, 5), (33, 384, 1152), (65, 1536, 384), (3, 384, 384)] {
+            let lhs = rng.floats(m * k);
+            let rhs = rng.floats(k * n);
+            let out = c.matmul(&c.upload_f32(&lhs), &c.upload_f32(&rhs), m, k, n).unwrap();
+            let got = c.read_f32(out).unwrap();
+            assert_close(
+                &got,
+                &reference::matmul(&lhs, &rhs, m, k, n),
+                1e-3,
+                &format!("{} matmul {m}×{k}×{n}", c.backend()),
+            );
+        }
+    }
+}
+
+#[test]
+fn bias_and_gelu_match_reference() {
+    let mut rng = Rng::new(4);
+    for c in devices() {
+        for (rows, cols) in [(1, 1), (5, 7), (37, 1536)] {
+            let x: Vec<f32> = rng.floats(rows * cols).iter().map(|v| v * 4.0).collect();
+            let bias = rng.floats(cols);
+            let (count, dim) = c.grid(rows);
+            let plain = c.upload_f32(&x);
+            let gelu = c.upload_f32(&x);
+            unsafe {
+                ops::add_bias::launch_unchecked(
+                    c.client(),
+                    count.clone(),
+                    dim,
+                    BufferArg::from_raw_parts(plain.clone(), rows * cols),
+                    BufferArg::from_raw_parts(c.upload_f32(&bias), cols),
+                    rows as u32,
+                    cols as u32,
+                );
+                ops::add_bias_gelu::launch_unchecked(
+                    c.client(),
+                    count,
+                    dim,
+                    BufferArg::from_raw_parts(gelu.clone(), rows * cols),
+                    BufferArg::from_raw_parts(c.upload_f32(&bias), cols),
+                    rows as u32,
+                    cols as u32,
+                );
+            }
+            let biased: Vec<f32> = x.iter().enumerate().map(|(i, v)| v + bias[i % cols]).collect();
+            let what = format!("{} {rows}×{cols}", c.backend());
+            assert_close(&c.read_f32(plain).unwrap(), &biased, 1e-6, &format!("bias {what}"));
+            let want: Vec<f32> = biased.iter().map(|&v| reference::gelu(v)).collect();
+            assert_close(&c.read_f32(gelu).unwrap(), &want, 2e-5, &format!("gelu {what}"));
+        }
+    }
+}
+
+#[test]
+fn residual_layer_norm_matches_reference() {
+    let mut rng = Rng::new(5);
+    for c in devices() {
+        for (rows, h) in [(1, 2), (9, 384), (4, 31)] {
+            let x = rng.floats(rows * h);
+            let bias = rng.floats(h);
+            let residual = rng.floats(rows * h);
+            let gamma = rng.floats(h);
+            let beta = rng.floats(h);
+            let out = c.upload_f32(&residual);
+            let (count, dim) = c.grid(rows);
+            unsafe {
+                ops::add_bias_residual_layer_norm::launch_unchecked(
+                    c.client(),
+                    count,
+                    dim,
+                    BufferArg::from_raw_parts(c.upload_f32(&x), rows * h),
+                    BufferArg::from_raw_parts(c.upload_f32(&bias), h),
+                    BufferArg::from_raw_parts(out.clone(), rows * h),
+                    BufferArg::from_raw_parts(c.upload_f32(&gamma), h),
+                    BufferArg::from_raw_parts(c.upload_f32(&beta), h),
+                    rows as u32,
+                    h as u32,
+                    1e-12,
+                );
+            }
+            let mut want: Vec<f32> = (0..rows * h).map(|i| residual[i] + x[i] + bias[i % h]).collect();
+            reference::layer_norm_rows(&mut want, &gamma, &beta, 1e-12);
+            assert_close(&c.read_f32(out).unwrap(), &want, 1e-4, &format!("{} layer norm {rows}×{h}", c.backend()));
+        }
+    }
+}
+
+#[test]
+fn embedding_layer_norm_matches_reference() {
+    let mut rng = Rng::new(6);
+    for c in devices() {
+        let (vocab, positions, h, n, seq_len) = (50, 16, 12, 3, 5);
+        let word = rng.floats(vocab * h);
+        let position = rng.floats(positions * h);
+        let token_type = rng.floats(2 * h);
+        let gamma = rng.floats(h);
+        let beta = rng.floats(h);
+        let ids: Vec<u32> = (0..n * seq_len).map(|_| rng.below(vocab as u64) as u32).collect();
+        let rows = n * seq_len;
+        let out = c.empty_f32(rows * h);
+        let (count, dim) = c.grid(rows);
+        unsafe {
+            ops::embed_layer_norm::launch_unchecked(
+                c.client(),
+                count,
+                dim,
+                BufferArg::from_raw_parts(c.upload_u32(&ids), rows),
+                BufferArg::from_raw_parts(c.upload_f32(&word), vocab * h),
+                BufferArg::from_raw_parts(c.upload_f32(&position), positions * h),
+                BufferArg::from_raw_parts(c.upload_f32(&token_type), 2 * h),
+                BufferArg::from_raw_parts(c.upload_f32(&gamma), h),
+                BufferArg::from_raw_parts(c.upload_f32(&beta), h),
+                BufferArg::from_raw_parts(out.clone(), rows * h),
+                rows as u32,
+                seq_len as u32,
+                h as u32,
+                1e-12,
+            );
+        }
+        let mut want = Vec::with_capacity(rows * h);
+        for (r, &id) in ids.iter().enumerate() {
+            let p = r % seq_len;
+            want.extend((0..h).map(|j| word[id as usize * h + j] + position[p * h + j] + token_type[j]));
+        }
+        reference::layer_norm_rows(&mut want, &gamma, &beta, 1e-12);
+        assert_close(&c.read_f32(out).unwrap(), &want, 1e-4, &format!("{} embeddings", c.backend()));
+    }
+}
+
+#[test]
+fn attention_matches_reference_with_padding() {
+    let mut rng = Rng::new(7);
+    for c in devices() {
+        for (n, seq_len, heads, head_dim) in [(1, 1, 1, 1), (3, 7, 2, 4), (2, 33, 12, 32)] {
+            let width = heads * head_dim;
+            let rows = n * seq_len;
+            let qkv: Vec<f32> = rng.floats(rows * 3 * width).iter().map(|v| v * 3.0).collect();
+            // Sequence s has seq_len - s real tokens (at least one), then padding.
+            let mask: Vec<u32> =
+                (0..rows).map(|r| u32::from(r % seq_len < seq_len.saturating_sub(r / seq_len).max(1))).collect();
+            let out = c.empty_f32(rows * width);
+            let (count, dim) = c.grid(n * heads * seq_len);
+            unsafe {
+                ops::attention::launch_unchecked(
+                    c.client(),
+                    count,
+                    dim,
+                    BufferArg::from_raw_parts(c.upload_f32(&qkv), rows * 3 * width),
+                    BufferArg::from_raw_parts(c.upload_u32(&mask), rows),
+                    BufferArg::from_raw_parts(out.clone(), rows * width),
+                    n as u32,
+                    seq_len as u32,
+                    heads as u32,
+                    head_dim as u32,
+                    1.0 / (head_dim as f32).sqrt(),
+                );
+            }
+            let want = reference::attention(&qkv, &mask, n, seq_len, heads, head_dim);
+            let what = format!("{} attention n={n} T={seq_len} heads={heads}×{head_dim}", c.backend());
+            assert_close(&c.read_f32(out).unwrap(), &want, 1e-4, &what);
+        }
+    }
+}
+
+#[test]
+fn mean_pool_normalize_matches_reference() {
+    let mut rng = Rng::new(8);
+    for c in devices() {
+        let (n, seq_len, h) = (4, 6, 10);
+        let hidden = rng.floats(n * seq_len * h);
+        let mask: Vec<u32> = (0..n * seq_len).map(|r| u32::from(r % seq_len <= r / seq_len)).collect();
+        let out = c.empty_f32(n * h);
+        let (count, dim) = c.grid(n);
+        unsafe {
+            ops::mean_pool_normalize::launch_unchecked(
+                c.client(),
+                count,
+                dim,
+                BufferArg::from_raw_parts(c.upload_f32(&hidden), n * seq_len * h),
+                BufferArg::from_raw_parts(c.upload_u32(&mask), n * seq_len),
+                BufferArg::from_raw_parts(out.clone(), n * h),
+                n as u32,
+                seq_len as u32,
+                h as u32,
+            );
+        }
+        let mut want = Vec::new();
+        for s in 0..n {
+            let m: Vec<u8> = mask[s * seq_len..(s + 1) * seq_len].iter().map(|&v| v as u8).collect();
+            let mut pooled = reference::mean_pool(&hidden[s * seq_len * h..(s + 1) * seq_len * h], &m, h);
+            reference::l2_normalize(&mut pooled);
+            want.extend(pooled);
+        }
+        assert_close(&c.read_f32(out).unwrap(), &want, 1e-5, &format!("{} mean pool", c.backend()));
+    }
+}
