@@ -13,12 +13,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tailor_engine::host::services::SearchMethod;
+use tailor_engine::retrieval::Bm25Params;
 
 #[derive(Parser)]
 #[command(
     name = "tailor",
     version,
-    about = "LLM personalization pipelines: check, format and draw pipeline files; write, build and inspect plugins",
+    about = "LLM personalization pipelines: check, format and draw pipeline files; write, build and inspect plugins; \
+             evaluate retrieval",
     after_help = "Exit codes: 0 success; 1 the command could not do its work; 2 a pipeline file has errors or a \
                   plugin file does not load."
 )]
@@ -66,6 +69,44 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Measure Tailor's components on public benchmarks.
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Index a BEIR dataset as one user's history, run the split's judged queries, and print
+    /// nDCG@10, recall@100, indexing time and queries per second as one JSON object.
+    Retrieval {
+        /// The dataset's folder: corpus.jsonl, queries.jsonl and qrels/SPLIT.tsv.
+        #[arg(long, value_name = "DIR")]
+        beir: PathBuf,
+        /// Whose judgments and queries: qrels/SPLIT.tsv.
+        #[arg(long, default_value = "test")]
+        split: String,
+        #[arg(long, value_enum, default_value_t = EvalMethod::Bm25)]
+        method: EvalMethod,
+        /// Also report nDCG at this cut-off (as `ndcg@k`) when it is not 10; every query
+        /// retrieves max(k, 100) documents.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+        k: u16,
+        /// BM25 term-frequency saturation, at least 0 [default: 1.2, Lucene's].
+        #[arg(long)]
+        k1: Option<f32>,
+        /// BM25 length normalisation, 0 to 1 [default: 0.75, Lucene's].
+        #[arg(long)]
+        b: Option<f32>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum EvalMethod {
+    Bm25,
+    Dense,
+    Hybrid,
 }
 
 #[derive(Subcommand)]
@@ -184,6 +225,22 @@ fn main() -> ExitCode {
             PluginCommand::Build { dir } => cmd::plugin::build::run(&dir),
             PluginCommand::Inspect { file, format } => cmd::plugin::inspect::run(&file, format),
             PluginCommand::List { format, plugins } => cmd::plugin::list::run(&plugins.resolve(), format),
+        },
+        Command::Eval { command } => match command {
+            EvalCommand::Retrieval { beir, split, method, k, k1, b } => {
+                let defaults = Bm25Params::default();
+                cmd::eval::retrieval(&cmd::eval::RetrievalRun {
+                    beir: &beir,
+                    split: &split,
+                    method: match method {
+                        EvalMethod::Bm25 => SearchMethod::Bm25,
+                        EvalMethod::Dense => SearchMethod::Dense,
+                        EvalMethod::Hybrid => SearchMethod::Hybrid,
+                    },
+                    k: usize::from(k),
+                    bm25: Bm25Params { k1: k1.unwrap_or(defaults.k1), b: b.unwrap_or(defaults.b) },
+                })
+            }
         },
     };
     match result {

@@ -8,4 +8,5 @@ mod fmt;
 mod fuzz;
 mod graph;
 mod plugin;
+mod retrieval;
 mod util;

@@ -1,5 +1,5 @@
-//! Tailor's engine: the plugin host and registry today; the graph executor, store, LLM backends
-//! and daemon as they land (see DESIGN.md §3–§7).
+//! Tailor's engine: the plugin host and registry, and per-user [`retrieval`] today; the graph
+//! executor, store, LLM backends and daemon as they land (see DESIGN.md §3–§7).
 //!
 //! The engine sees only the checked IR of [`tailor_dsl`], never its syntax. Every stage runs as
 //! a sandboxed WebAssembly component in the [`host`]; the [`registry`] loads the built-in and
@@ -25,4 +25,5 @@
 
 pub mod host;
 pub mod registry;
+pub mod retrieval;
 pub mod watch;
