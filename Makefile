@@ -3,14 +3,20 @@
 
 CARGO ?= cargo
 JOBS ?= 2
+# wgpu (Vulkan on lavapipe, for the kernel tests) wants a runtime directory.
+export XDG_RUNTIME_DIR ?= /tmp/tailor-xdg-runtime
+$(shell mkdir -p $(XDG_RUNTIME_DIR) && chmod 700 $(XDG_RUNTIME_DIR))
 
-.PHONY: setup test-setup demo test bench fuzz lint
+.PHONY: setup test-setup demo test bench bench-compare fuzz lint
 
-# Tools the build needs: the wasm target for plugins (DESIGN.md §1). rustup's automatic
-# installs may be off, so add it explicitly.
+# Tools the build needs: the wasm target for plugins (DESIGN.md §1; rustup's automatic
+# installs may be off, so add it explicitly), and LLVM 22 + Mesa's lavapipe for the CubeCL
+# kernels (DESIGN.md §4; scripts/setup-kernels.sh). Model weights are fetched by the code itself
+# on first use (`tailor models pull` does it ahead of time).
 setup:
 	@command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup (https://rustup.rs)"; exit 1; }
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@bash scripts/setup-kernels.sh
 
 # Test-only tools: Mermaid's own parser (Node.js) checks `tailor graph --format mermaid`.
 test-setup: setup
@@ -31,6 +37,11 @@ test: test-setup
 
 bench: setup
 	$(CARGO) bench -j$(JOBS) --bench check
+	$(CARGO) bench -j$(JOBS) --bench plugin_call
+
+# Retrieval speed against sentence-transformers, numpy, faiss-cpu and bm25s, same run, same machine.
+bench-compare: setup
+	bash benches/compare/run.sh
 
 # Coverage-guided fuzzing of the grammar and checker (needs nightly and cargo-fuzz).
 fuzz:

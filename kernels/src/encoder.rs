@@ -412,9 +412,9 @@ impl Encoder {
 mod tests {
     use super::*;
 
-    /// `shared/data/models/minilm_reference.json`: sentence-transformers' own outputs.
+    /// sentence-transformers' own outputs for five sentences (a copy of the shared `minilm_reference.json`).
     fn reference() -> serde_json::Value {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/models/minilm_reference.json");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/minilm_reference.json");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         serde_json::from_str(&text).unwrap()
     }

@@ -18,7 +18,7 @@ use tailor_dsl::types::{Item, Value};
 use tailor_engine::host::services::SearchMethod;
 use tailor_engine::retrieval::beir::{BeirDoc, load_beir};
 use tailor_engine::retrieval::metrics::{mean_over_queries, ndcg_at, recall_at};
-use tailor_engine::retrieval::{Bm25Params, ReferenceScorer, TextEmbedder, UserIndex, UserIndexConfig};
+use tailor_engine::retrieval::{Bm25Params, KernelScorer, MiniLm, TextEmbedder, UserIndex, UserIndexConfig};
 
 use crate::Outcome;
 
@@ -62,8 +62,9 @@ pub fn retrieval(run: &RetrievalRun<'_>) -> anyhow::Result<Outcome> {
     let mut index = match run.method {
         SearchMethod::Bm25 => UserIndex::new(config),
         SearchMethod::Dense | SearchMethod::Hybrid => {
-            let embedder: Arc<dyn TextEmbedder> = Arc::from(load_embedder()?);
-            UserIndex::with_dense(config, embedder, Arc::new(ReferenceScorer))?
+            let embedder: Arc<dyn TextEmbedder> = Arc::new(MiniLm::shared().map_err(anyhow::Error::msg)?);
+            let scorer = KernelScorer::shared().map_err(anyhow::Error::msg)?;
+            UserIndex::with_dense(config, embedder, Arc::new(scorer))?
         }
     };
     let data =
@@ -115,11 +116,6 @@ pub fn retrieval(run: &RetrievalRun<'_>) -> anyhow::Result<Outcome> {
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(Outcome::Ok)
-}
-
-/// The text encoder for dense and hybrid retrieval.
-fn load_embedder() -> anyhow::Result<Box<dyn TextEmbedder>> {
-    anyhow::bail!("dense retrieval needs the MiniLM encoder (tailor-kernels), not built yet")
 }
 
 fn item(doc: &BeirDoc) -> Arc<Item> {

@@ -30,6 +30,7 @@ pub mod dense;
 pub mod history;
 pub mod hybrid;
 pub mod index;
+pub mod kernels;
 pub mod metrics;
 
 pub use analyzer::{Analyzer, AnalyzerOptions};
@@ -38,3 +39,4 @@ pub use dense::{DenseError, DenseIndex, DenseScorer, ReferenceScorer};
 pub use history::MemoryHistory;
 pub use hybrid::Fusion;
 pub use index::{RetrievalError, TextEmbedder, UserIndex, UserIndexConfig};
+pub use kernels::{KernelScorer, MiniLm};
