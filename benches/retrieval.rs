@@ -91,8 +91,8 @@ fn main() -> anyhow::Result<()> {
         let matrix = compute.upload_matrix(&items, DIM)?;
         drop(items);
         compute.top_k_resident(&queries, &matrix, k)?;
-        let batch = median_seconds(5, || compute.top_k_resident(&queries, &matrix, k).map(drop))?;
-        let single = median_seconds(5, || compute.top_k_resident(&queries[..DIM], &matrix, k).map(drop))?;
+        let batch = median_seconds(5, || Ok(compute.top_k_resident(&queries, &matrix, k).map(drop)?))?;
+        let single = median_seconds(5, || Ok(compute.top_k_resident(&queries[..DIM], &matrix, k).map(drop)?))?;
         let gb = (n * DIM * 4) as f64 / 1e9;
         out["dense_topk"] = json!({
             "items": n, "dim": DIM, "queries": nq, "k": k,
