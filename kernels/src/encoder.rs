@@ -279,21 +279,7 @@ impl Encoder {
                 );
             }
             let projected = c.matmul(&context, &layer.attn_out, rows, h, h)?;
-            unsafe {
-                ops::add_bias_residual_layer_norm::launch_unchecked(
-                    client,
-                    count.clone(),
-                    dim,
-                    BufferArg::from_raw_parts(projected, rows * h),
-                    BufferArg::from_raw_parts(layer.attn_out_bias.clone(), h),
-                    BufferArg::from_raw_parts(hidden.clone(), rows * h),
-                    BufferArg::from_raw_parts(layer.attn_norm.0.clone(), h),
-                    BufferArg::from_raw_parts(layer.attn_norm.1.clone(), h),
-                    rows as u32,
-                    h as u32,
-                    LAYER_NORM_EPS,
-                );
-            }
+            self.residual_norm(projected, &layer.attn_out_bias, &hidden, &layer.attn_norm, rows);
             let inner = c.matmul(&hidden, &layer.up, rows, h, cfg.intermediate)?;
             unsafe {
                 ops::add_bias_gelu::launch_unchecked(
@@ -307,21 +293,7 @@ impl Encoder {
                 );
             }
             let down = c.matmul(&inner, &layer.down, rows, cfg.intermediate, h)?;
-            unsafe {
-                ops::add_bias_residual_layer_norm::launch_unchecked(
-                    client,
-                    count.clone(),
-                    dim,
-                    BufferArg::from_raw_parts(down, rows * h),
-                    BufferArg::from_raw_parts(layer.down_bias.clone(), h),
-                    BufferArg::from_raw_parts(hidden.clone(), rows * h),
-                    BufferArg::from_raw_parts(layer.out_norm.0.clone(), h),
-                    BufferArg::from_raw_parts(layer.out_norm.1.clone(), h),
-                    rows as u32,
-                    h as u32,
-                    LAYER_NORM_EPS,
-                );
-            }
+            self.residual_norm(down, &layer.down_bias, &hidden, &layer.out_norm, rows);
         }
         let pooled = c.empty_f32(n * h);
         let (pcount, pdim) = c.grid(n);
@@ -339,6 +311,28 @@ impl Encoder {
             )
         };
         c.read_f32(pooled)
+    }
+
+    /// `hidden = LayerNorm(hidden + x + bias)` over `rows` rows: the end of each sub-layer.
+    fn residual_norm(&self, x: Handle, bias: &Handle, hidden: &Handle, norm: &(Handle, Handle), rows: usize) {
+        let h = self.config.hidden;
+        let (count, dim) = self.compute.grid(rows);
+        // SAFETY: the kernel bounds its rows by `rows`; every buffer holds `rows × h` or `h` floats.
+        unsafe {
+            ops::add_bias_residual_layer_norm::launch_unchecked(
+                self.compute.client(),
+                count,
+                dim,
+                BufferArg::from_raw_parts(x, rows * h),
+                BufferArg::from_raw_parts(bias.clone(), h),
+                BufferArg::from_raw_parts(hidden.clone(), rows * h),
+                BufferArg::from_raw_parts(norm.0.clone(), h),
+                BufferArg::from_raw_parts(norm.1.clone(), h),
+                rows as u32,
+                h as u32,
+                LAYER_NORM_EPS,
+            );
+        }
     }
 }
 
