@@ -54,14 +54,9 @@ impl Backend {
         match std::env::var("TAILOR_BACKEND") {
             Ok(name) if !name.is_empty() => name.parse(),
             _ => {
-                if cfg!(feature = "cuda") && !cubecl::Device::enumerate_all().is_empty() {
-                    for device in cubecl::Device::enumerate_all() {
-                        if matches!(device, cubecl::Device::Cuda(_)) {
-                            return Ok(Backend::Cuda);
-                        }
-                    }
-                }
-                Ok(Backend::Cpu)
+                let gpu = cfg!(feature = "cuda")
+                    && cubecl::Device::enumerate_all().iter().any(|d| matches!(d, cubecl::Device::Cuda(_)));
+                Ok(if gpu { Backend::Cuda } else { Backend::Cpu })
             }
         }
     }
@@ -339,19 +334,18 @@ impl Compute {
         let pieces = n.div_ceil(piece);
         let kk = k.min(piece);
         let padded = pieces * piece;
-        let (input, stride) = if padded == n {
-            (scores, n)
+        let input = if padded == n {
+            scores
         } else {
             // Pad each row to whole pieces with -inf so the reduction's shape is regular.
-            let mut host = self.read_f32(scores)?;
+            let host = self.read_f32(scores)?;
             let mut out = Vec::with_capacity(nq * padded);
-            for row in host.chunks_exact_mut(n) {
+            for row in host.chunks_exact(n) {
                 out.extend_from_slice(row);
                 out.extend(std::iter::repeat_n(f32::NEG_INFINITY, padded - n));
             }
-            (self.upload_f32(&out), padded)
+            self.upload_f32(&out)
         };
-        debug_assert_eq!(stride, padded);
         let rows = nq * pieces;
         let dtype = f32::elem_type_native();
         let input = TensorHandle::new_contiguous(vec![rows, piece], input, dtype);
