@@ -12,6 +12,7 @@ use cubecl::server::Handle;
 use safetensors::SafeTensors;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use crate::layers::Norm;
 use crate::{Compute, KernelError, ops};
 
 /// The model's shape, read from the weights.
@@ -34,9 +35,10 @@ pub const DEFAULT_BATCH: usize = 32;
 const LAYER_NORM_EPS: f32 = 1e-12;
 
 struct Layer {
-    /// Fused query/key/value projection, `[hidden, 3 * hidden]` (transposed from PyTorch's).
-    qkv: Handle,
-    qkv_bias: Handle,
+    /// Query, key and value projections, each `[hidden, hidden]` (transposed from PyTorch's).
+    q: (Handle, Handle),
+    k: (Handle, Handle),
+    v: (Handle, Handle),
     attn_out: Handle,
     attn_out_bias: Handle,
     attn_norm: (Handle, Handle),
@@ -117,23 +119,13 @@ impl Encoder {
         let mut stack = Vec::with_capacity(layers);
         for l in 0..layers {
             let p = format!("encoder.layer.{l}");
-            let mut qkv = Vec::with_capacity(hidden * 3 * hidden);
-            let (q, k, v) = (
-                weights.transposed(&format!("{p}.attention.self.query.weight"))?,
-                weights.transposed(&format!("{p}.attention.self.key.weight"))?,
-                weights.transposed(&format!("{p}.attention.self.value.weight"))?,
-            );
-            for r in 0..hidden {
-                for m in [&q, &k, &v] {
-                    qkv.extend_from_slice(&m[r * hidden..(r + 1) * hidden]);
-                }
-            }
-            let mut qkv_bias = weights.vector(&format!("{p}.attention.self.query.bias"))?;
-            qkv_bias.extend(weights.vector(&format!("{p}.attention.self.key.bias"))?);
-            qkv_bias.extend(weights.vector(&format!("{p}.attention.self.value.bias"))?);
+            let projection = |name: &str| -> Result<(Handle, Handle), KernelError> {
+                Ok((linear(&format!("{p}.attention.self.{name}.weight"))?, up(&format!("{p}.attention.self.{name}.bias"))?))
+            };
             stack.push(Layer {
-                qkv: compute.upload_f32(&qkv),
-                qkv_bias: compute.upload_f32(&qkv_bias),
+                q: projection("query")?,
+                k: projection("key")?,
+                v: projection("value")?,
                 attn_out: linear(&format!("{p}.attention.output.dense.weight"))?,
                 attn_out_bias: up(&format!("{p}.attention.output.dense.bias"))?,
                 attn_norm: norm(&format!("{p}.attention.output.LayerNorm"))?,
@@ -233,7 +225,7 @@ impl Encoder {
         unsafe {
             ops::embed_layer_norm::launch_unchecked(
                 client,
-                count.clone(),
+                count,
                 dim,
                 BufferArg::from_raw_parts(ids, rows),
                 BufferArg::from_raw_parts(self.word.clone(), cfg.vocab * h),
@@ -248,52 +240,20 @@ impl Encoder {
                 LAYER_NORM_EPS,
             )
         };
-        let head_dim = h / cfg.heads;
-        let scale = 1.0 / (head_dim as f32).sqrt();
         for layer in &self.layers {
-            let qkv = c.matmul(&hidden, &layer.qkv, rows, h, 3 * h)?;
-            let context = c.empty_f32(rows * h);
-            let (acount, adim) = c.grid(n * cfg.heads * seq_len);
-            unsafe {
-                ops::add_bias::launch_unchecked(
-                    client,
-                    count.clone(),
-                    dim,
-                    BufferArg::from_raw_parts(qkv.clone(), rows * 3 * h),
-                    BufferArg::from_raw_parts(layer.qkv_bias.clone(), 3 * h),
-                    rows as u32,
-                    (3 * h) as u32,
-                );
-                ops::attention::launch_unchecked(
-                    client,
-                    acount,
-                    adim,
-                    BufferArg::from_raw_parts(qkv, rows * 3 * h),
-                    BufferArg::from_raw_parts(mask.clone(), rows),
-                    BufferArg::from_raw_parts(context.clone(), rows * h),
-                    n as u32,
-                    seq_len as u32,
-                    cfg.heads as u32,
-                    head_dim as u32,
-                    scale,
-                );
-            }
+            let project = |(weight, bias): &(Handle, Handle)| -> Result<Handle, KernelError> {
+                let x = c.matmul(&hidden, weight, rows, h, h)?;
+                c.add_bias(&x, bias, rows, h);
+                Ok(x)
+            };
+            let (q, k, v) = (project(&layer.q)?, project(&layer.k)?, project(&layer.v)?);
+            let context = c.attention(&q, &k, &v, &mask, n, seq_len, cfg.heads, h / cfg.heads);
             let projected = c.matmul(&context, &layer.attn_out, rows, h, h)?;
-            self.residual_norm(projected, &layer.attn_out_bias, &hidden, &layer.attn_norm, rows);
+            c.residual_layer_norm(&projected, &layer.attn_out_bias, &hidden, norm(&layer.attn_norm), rows, h);
             let inner = c.matmul(&hidden, &layer.up, rows, h, cfg.intermediate)?;
-            unsafe {
-                ops::add_bias_gelu::launch_unchecked(
-                    client,
-                    count.clone(),
-                    dim,
-                    BufferArg::from_raw_parts(inner.clone(), rows * cfg.intermediate),
-                    BufferArg::from_raw_parts(layer.up_bias.clone(), cfg.intermediate),
-                    rows as u32,
-                    cfg.intermediate as u32,
-                );
-            }
+            c.add_bias_gelu(&inner, &layer.up_bias, rows, cfg.intermediate);
             let down = c.matmul(&inner, &layer.down, rows, cfg.intermediate, h)?;
-            self.residual_norm(down, &layer.down_bias, &hidden, &layer.out_norm, rows);
+            c.residual_layer_norm(&down, &layer.down_bias, &hidden, norm(&layer.out_norm), rows, h);
         }
         let pooled = c.empty_f32(n * h);
         let (pcount, pdim) = c.grid(n);
@@ -312,28 +272,11 @@ impl Encoder {
         };
         c.read_f32(pooled)
     }
+}
 
-    /// `hidden = LayerNorm(hidden + x + bias)` over `rows` rows: the end of each sub-layer.
-    fn residual_norm(&self, x: Handle, bias: &Handle, hidden: &Handle, norm: &(Handle, Handle), rows: usize) {
-        let h = self.config.hidden;
-        let (count, dim) = self.compute.grid(rows);
-        // SAFETY: the kernel bounds its rows by `rows`; every buffer holds `rows × h` or `h` floats.
-        unsafe {
-            ops::add_bias_residual_layer_norm::launch_unchecked(
-                self.compute.client(),
-                count,
-                dim,
-                BufferArg::from_raw_parts(x, rows * h),
-                BufferArg::from_raw_parts(bias.clone(), h),
-                BufferArg::from_raw_parts(hidden.clone(), rows * h),
-                BufferArg::from_raw_parts(norm.0.clone(), h),
-                BufferArg::from_raw_parts(norm.1.clone(), h),
-                rows as u32,
-                h as u32,
-                LAYER_NORM_EPS,
-            );
-        }
-    }
+/// A LayerNorm's weights, with BERT's epsilon.
+fn norm((gamma, beta): &(Handle, Handle)) -> Norm<'_> {
+    Norm { gamma, beta, eps: LAYER_NORM_EPS }
 }
 
 /// Typed access to the safetensors file, with errors naming the tensor.

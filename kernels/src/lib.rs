@@ -16,6 +16,7 @@
 
 mod compute;
 pub mod encoder;
+mod layers;
 pub mod models;
 pub mod ops;
 pub mod reference;

@@ -101,9 +101,10 @@ pub fn embed_layer_norm(
     }
 }
 
-/// `x[r, c] += bias[c]` for a `rows × cols` row-major matrix; one unit per row.
+/// `x[r, c] += bias[c]` for a `rows × cols` row-major matrix (`cols` in vectors); one unit
+/// per row.
 #[cube(launch_unchecked)]
-pub fn add_bias(x: &mut [f32], bias: &[f32], rows: u32, cols: u32) {
+pub fn add_bias<N: Size>(x: &mut [Vector<f32, N>], bias: &[Vector<f32, N>], rows: u32, cols: u32) {
     let r = ABSOLUTE_POS as u32;
     if r < rows {
         let at = r as usize * cols as usize;
@@ -115,26 +116,29 @@ pub fn add_bias(x: &mut [f32], bias: &[f32], rows: u32, cols: u32) {
 
 /// `x[r, c] = gelu(x[r, c] + bias[c])` with the exact (erf) GELU BERT uses; one unit per row.
 #[cube(launch_unchecked)]
-pub fn add_bias_gelu(x: &mut [f32], bias: &[f32], rows: u32, cols: u32) {
+pub fn add_bias_gelu<N: Size>(x: &mut [Vector<f32, N>], bias: &[Vector<f32, N>], rows: u32, cols: u32) {
     let r = ABSOLUTE_POS as u32;
     if r < rows {
         let at = r as usize * cols as usize;
+        let half = Vector::<f32, N>::new(0.5f32);
+        let one = Vector::<f32, N>::new(1.0f32);
+        let rsqrt2 = Vector::<f32, N>::new(0.70710677f32);
         for c in 0..cols as usize {
             let v = x[at + c] + bias[c];
-            x[at + c] = 0.5f32 * v * (1.0f32 + Erf::erf(v * 0.70710677f32));
+            x[at + c] = half * v * (one + Erf::erf(v * rsqrt2));
         }
     }
 }
 
-/// The post-norm residual of a BERT sub-layer, per row:
+/// The post-norm residual of a BERT sub-layer, per row (`h` in vectors):
 /// `residual = LayerNorm(residual + x + bias)`.
 #[cube(launch_unchecked)]
-pub fn add_bias_residual_layer_norm(
-    x: &[f32],
-    bias: &[f32],
-    residual: &mut [f32],
-    gamma: &[f32],
-    beta: &[f32],
+pub fn add_bias_residual_layer_norm<N: Size>(
+    x: &[Vector<f32, N>],
+    bias: &[Vector<f32, N>],
+    residual: &mut [Vector<f32, N>],
+    gamma: &[Vector<f32, N>],
+    beta: &[Vector<f32, N>],
     rows: u32,
     h: u32,
     eps: f32,
@@ -143,28 +147,43 @@ pub fn add_bias_residual_layer_norm(
     if r < rows {
         let hs = h as usize;
         let at = r as usize * hs;
+        let mut sum = Vector::<f32, N>::zeroed();
         for c in 0..hs {
-            residual[at + c] += x[at + c] + bias[c];
+            let v = residual[at + c] + x[at + c] + bias[c];
+            residual[at + c] = v;
+            sum += v;
         }
-        layer_norm_row(residual, at, gamma, beta, hs, eps);
+        let width = (hs * N::value()) as f32;
+        let mean = Vector::<f32, N>::new(lane_sum::<N>(sum) / width);
+        let mut var = Vector::<f32, N>::zeroed();
+        for c in 0..hs {
+            let d = residual[at + c] - mean;
+            var += d * d;
+        }
+        let inv = Vector::<f32, N>::new(1.0f32 / Sqrt::sqrt(lane_sum::<N>(var) / width + eps));
+        for c in 0..hs {
+            residual[at + c] = (residual[at + c] - mean) * inv * gamma[c] + beta[c];
+        }
     }
 }
 
 /// Multi-head self-attention with a padding mask, one unit per (sequence, head, query token).
 ///
-/// `qkv` holds each token's query, key and value side by side (`3 * heads * head_dim` wide, the
-/// fused projection's output); `mask[t]` is 1 for a real token and 0 for padding. The softmax is
-/// computed online (running maximum and sum), so no `seq_len`-sized scratch is needed and the
-/// kernel compiles once for every sequence length. `out` is `heads * head_dim` wide.
+/// `q`, `k` and `v` hold each token's projections, `heads * head_vectors` vectors wide, as does
+/// `out`; `mask[t]` is 1 for a real token and 0 for padding. The softmax is computed online
+/// (running maximum and sum; the output is rescaled only when the maximum grows), so no
+/// `seq_len`-sized scratch is needed and one compiled kernel serves every sequence length.
 #[cube(launch_unchecked)]
-pub fn attention(
-    qkv: &[f32],
+pub fn attention<N: Size>(
+    q: &[Vector<f32, N>],
+    k: &[Vector<f32, N>],
+    v: &[Vector<f32, N>],
     mask: &[u32],
-    out: &mut [f32],
+    out: &mut [Vector<f32, N>],
     n_seqs: u32,
     seq_len: u32,
     heads: u32,
-    head_dim: u32,
+    head_vectors: u32,
     scale: f32,
 ) {
     let unit = ABSOLUTE_POS as u32;
@@ -172,41 +191,45 @@ pub fn attention(
         let i = unit % seq_len;
         let head = (unit / seq_len) % heads;
         let seq = unit / (seq_len * heads);
-        let hd = head_dim as usize;
-        let width = (heads * head_dim) as usize;
-        let stride = 3 * width;
-        let token = (seq * seq_len + i) as usize;
-        let q_at = token * stride + head as usize * hd;
-        let o_at = token * width + head as usize * hd;
-        for d in 0..hd {
-            out[o_at + d] = 0.0f32;
+        let hv = head_vectors as usize;
+        let width = (heads * head_vectors) as usize;
+        let at = (seq * seq_len + i) as usize * width + head as usize * hv;
+        for d in 0..hv {
+            out[at + d] = Vector::<f32, N>::zeroed();
         }
         let mut running_max = f32::new(-3.0e38f32);
         let mut running_sum = 0.0f32;
         for j in 0..seq_len {
             let key_token = (seq * seq_len + j) as usize;
             if mask[key_token] != 0 {
-                let k_at = key_token * stride + width + head as usize * hd;
-                let mut s = 0.0f32;
-                for d in 0..hd {
-                    s += qkv[q_at + d] * qkv[k_at + d];
+                let kv_at = key_token * width + head as usize * hv;
+                let mut acc = Vector::<f32, N>::zeroed();
+                for d in 0..hv {
+                    acc += q[at + d] * k[kv_at + d];
                 }
-                s *= scale;
-                let new_max = select(s > running_max, s, running_max);
-                let correction = Exp::exp(running_max - new_max);
-                let p = Exp::exp(s - new_max);
-                running_sum = running_sum * correction + p;
-                let v_at = k_at + width;
-                for d in 0..hd {
-                    out[o_at + d] = out[o_at + d] * correction + p * qkv[v_at + d];
+                let s = lane_sum::<N>(acc) * scale;
+                if s > running_max {
+                    let correction = Exp::exp(running_max - s);
+                    running_sum = running_sum * correction + 1.0f32;
+                    let c = Vector::<f32, N>::new(correction);
+                    for d in 0..hv {
+                        out[at + d] = out[at + d] * c + v[kv_at + d];
+                    }
+                    running_max = s;
+                } else {
+                    let p = Exp::exp(s - running_max);
+                    running_sum += p;
+                    let pv = Vector::<f32, N>::new(p);
+                    for d in 0..hv {
+                        out[at + d] += pv * v[kv_at + d];
+                    }
                 }
-                running_max = new_max;
             }
         }
         if running_sum > 0.0f32 {
-            let inv = 1.0f32 / running_sum;
-            for d in 0..hd {
-                out[o_at + d] *= inv;
+            let inv = Vector::<f32, N>::new(1.0f32 / running_sum);
+            for d in 0..hv {
+                out[at + d] = out[at + d] * inv;
             }
         }
     }

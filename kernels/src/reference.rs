@@ -124,20 +124,30 @@ pub fn erf(x: f32) -> f32 {
 
 /// Multi-head self-attention over `n` sequences of `seq_len` tokens: `qkv` rows are
 /// `[q | k | v]`, each `heads * head_dim` wide; padding keys (mask 0) get no weight.
-pub fn attention(qkv: &[f32], mask: &[u32], n: usize, seq_len: usize, heads: usize, head_dim: usize) -> Vec<f32> {
+pub fn attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: &[u32],
+    n: usize,
+    seq_len: usize,
+    heads: usize,
+    head_dim: usize,
+) -> Vec<f32> {
     let width = heads * head_dim;
     let scale = 1.0 / (head_dim as f32).sqrt();
     let mut out = vec![0.0; n * seq_len * width];
     for s in 0..n {
         for h in 0..heads {
             for i in 0..seq_len {
-                let q = &qkv[(s * seq_len + i) * 3 * width + h * head_dim..][..head_dim];
+                let at = |m: &'_ [f32], token: usize| -> Vec<f32> { m[token * width + h * head_dim..][..head_dim].to_vec() };
+                let query = at(q, s * seq_len + i);
                 let mut weights = Vec::with_capacity(seq_len);
                 for j in 0..seq_len {
                     let token = s * seq_len + j;
                     if mask[token] != 0 {
-                        let k = &qkv[token * 3 * width + width + h * head_dim..][..head_dim];
-                        weights.push((token, q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale));
+                        let key = at(k, token);
+                        weights.push((token, query.iter().zip(&key).map(|(a, b)| a * b).sum::<f32>() * scale));
                     }
                 }
                 let max = weights.iter().map(|w| w.1).fold(f32::NEG_INFINITY, f32::max);
@@ -145,8 +155,7 @@ pub fn attention(qkv: &[f32], mask: &[u32], n: usize, seq_len: usize, heads: usi
                 let o = &mut out[(s * seq_len + i) * width + h * head_dim..][..head_dim];
                 for (token, w) in &weights {
                     let p = (w - max).exp() / total;
-                    let v = &qkv[token * 3 * width + 2 * width + h * head_dim..][..head_dim];
-                    o.iter_mut().zip(v).for_each(|(o, v)| *o += p * v);
+                    o.iter_mut().zip(at(v, *token)).for_each(|(o, v)| *o += p * v);
                 }
             }
         }

@@ -136,32 +136,13 @@ fn matmul_matches_reference() {
 fn bias_and_gelu_match_reference() {
     let mut rng = Rng::new(4);
     for c in devices() {
-        for (rows, cols) in [(1, 1), (5, 7), (37, 1536)] {
+        for (rows, cols) in [(1, 1), (5, 7), (3, 12), (37, 1536)] {
             let x: Vec<f32> = rng.floats(rows * cols).iter().map(|v| v * 4.0).collect();
             let bias = rng.floats(cols);
-            let (count, dim) = c.grid(rows);
             let plain = c.upload_f32(&x);
             let gelu = c.upload_f32(&x);
-            unsafe {
-                ops::add_bias::launch_unchecked(
-                    c.client(),
-                    count.clone(),
-                    dim,
-                    BufferArg::from_raw_parts(plain.clone(), rows * cols),
-                    BufferArg::from_raw_parts(c.upload_f32(&bias), cols),
-                    rows as u32,
-                    cols as u32,
-                );
-                ops::add_bias_gelu::launch_unchecked(
-                    c.client(),
-                    count,
-                    dim,
-                    BufferArg::from_raw_parts(gelu.clone(), rows * cols),
-                    BufferArg::from_raw_parts(c.upload_f32(&bias), cols),
-                    rows as u32,
-                    cols as u32,
-                );
-            }
+            c.add_bias(&plain, &c.upload_f32(&bias), rows, cols);
+            c.add_bias_gelu(&gelu, &c.upload_f32(&bias), rows, cols);
             let biased: Vec<f32> = x.iter().enumerate().map(|(i, v)| v + bias[i % cols]).collect();
             let what = format!("{} {rows}×{cols}", c.backend());
             assert_close(&c.read_f32(plain).unwrap(), &biased, 1e-6, &format!("bias {what}"));
@@ -175,29 +156,16 @@ fn bias_and_gelu_match_reference() {
 fn residual_layer_norm_matches_reference() {
     let mut rng = Rng::new(5);
     for c in devices() {
-        for (rows, h) in [(1, 2), (9, 384), (4, 31)] {
+        for (rows, h) in [(1, 2), (9, 384), (4, 31), (3, 24)] {
             let x = rng.floats(rows * h);
             let bias = rng.floats(h);
             let residual = rng.floats(rows * h);
             let gamma = rng.floats(h);
             let beta = rng.floats(h);
             let out = c.upload_f32(&residual);
-            let (count, dim) = c.grid(rows);
-            unsafe {
-                ops::add_bias_residual_layer_norm::launch_unchecked(
-                    c.client(),
-                    count,
-                    dim,
-                    BufferArg::from_raw_parts(c.upload_f32(&x), rows * h),
-                    BufferArg::from_raw_parts(c.upload_f32(&bias), h),
-                    BufferArg::from_raw_parts(out.clone(), rows * h),
-                    BufferArg::from_raw_parts(c.upload_f32(&gamma), h),
-                    BufferArg::from_raw_parts(c.upload_f32(&beta), h),
-                    rows as u32,
-                    h as u32,
-                    1e-12,
-                );
-            }
+            let (gamma_d, beta_d) = (c.upload_f32(&gamma), c.upload_f32(&beta));
+            let norm = crate::layers::Norm { gamma: &gamma_d, beta: &beta_d, eps: 1e-12 };
+            c.residual_layer_norm(&c.upload_f32(&x), &c.upload_f32(&bias), &out, norm, rows, h);
             let mut want: Vec<f32> = (0..rows * h).map(|i| residual[i] + x[i] + bias[i % h]).collect();
             reference::layer_norm_rows(&mut want, &gamma, &beta, 1e-12);
             assert_close(&c.read_f32(out).unwrap(), &want, 1e-4, &format!("{} layer norm {rows}×{h}", c.backend()));
@@ -251,31 +219,16 @@ fn embedding_layer_norm_matches_reference() {
 fn attention_matches_reference_with_padding() {
     let mut rng = Rng::new(7);
     for c in devices() {
-        for (n, seq_len, heads, head_dim) in [(1, 1, 1, 1), (3, 7, 2, 4), (2, 33, 12, 32)] {
+        for (n, seq_len, heads, head_dim) in [(1, 1, 1, 1), (3, 7, 2, 4), (2, 5, 3, 6), (2, 33, 12, 32)] {
             let width = heads * head_dim;
             let rows = n * seq_len;
-            let qkv: Vec<f32> = rng.floats(rows * 3 * width).iter().map(|v| v * 3.0).collect();
+            let [q, k, v] = [(); 3].map(|()| rng.floats(rows * width).iter().map(|x| x * 3.0).collect::<Vec<f32>>());
             // Sequence s has seq_len - s real tokens (at least one), then padding.
             let mask: Vec<u32> =
                 (0..rows).map(|r| u32::from(r % seq_len < seq_len.saturating_sub(r / seq_len).max(1))).collect();
-            let out = c.empty_f32(rows * width);
-            let (count, dim) = c.grid(n * heads * seq_len);
-            unsafe {
-                ops::attention::launch_unchecked(
-                    c.client(),
-                    count,
-                    dim,
-                    BufferArg::from_raw_parts(c.upload_f32(&qkv), rows * 3 * width),
-                    BufferArg::from_raw_parts(c.upload_u32(&mask), rows),
-                    BufferArg::from_raw_parts(out.clone(), rows * width),
-                    n as u32,
-                    seq_len as u32,
-                    heads as u32,
-                    head_dim as u32,
-                    1.0 / (head_dim as f32).sqrt(),
-                );
-            }
-            let want = reference::attention(&qkv, &mask, n, seq_len, heads, head_dim);
+            let [qd, kd, vd] = [&q, &k, &v].map(|m| c.upload_f32(m));
+            let out = c.attention(&qd, &kd, &vd, &c.upload_u32(&mask), n, seq_len, heads, head_dim);
+            let want = reference::attention(&q, &k, &v, &mask, n, seq_len, heads, head_dim);
             let what = format!("{} attention n={n} T={seq_len} heads={heads}×{head_dim}", c.backend());
             assert_close(&c.read_f32(out).unwrap(), &want, 1e-4, &what);
         }

@@ -1,0 +1,140 @@
+//! Launches of the encoder's layer kernels ([`crate::ops`]), shared by the encoder and the
+//! tests: each picks the vector width for its rows and sizes the launch.
+
+use cubecl::prelude::*;
+use cubecl::server::Handle;
+
+use crate::compute::{Backend, Compute};
+use crate::ops;
+
+/// Weights and shape of one LayerNorm.
+pub(crate) struct Norm<'a> {
+    pub gamma: &'a Handle,
+    pub beta: &'a Handle,
+    pub eps: f32,
+}
+
+impl Compute {
+    /// The widest vector to move rows of `len` floats in: 16 lanes (one AVX-512 register) on
+    /// the CPU runtime, 4 on GPUs (one 128-bit load); always a divisor of `len`.
+    pub(crate) fn row_vector_width(&self, len: usize) -> usize {
+        let max = match self.backend() {
+            Backend::Cpu => 16,
+            Backend::Wgpu | Backend::Cuda => 4,
+        };
+        [16, 8, 4, 2].into_iter().filter(|w| *w <= max).find(|w| len.is_multiple_of(*w)).unwrap_or(1)
+    }
+
+    /// `x[r, c] += bias[c]` for `rows × cols` floats.
+    pub(crate) fn add_bias(&self, x: &Handle, bias: &Handle, rows: usize, cols: usize) {
+        let w = self.row_vector_width(cols);
+        let (count, dim) = self.grid(rows);
+        // SAFETY: the kernel bounds rows by `rows`; `x` holds rows × cols and `bias` cols floats.
+        unsafe {
+            ops::add_bias::launch_unchecked(
+                self.client(),
+                count,
+                dim,
+                w,
+                BufferArg::from_raw_parts(x.clone(), rows * cols / w),
+                BufferArg::from_raw_parts(bias.clone(), cols / w),
+                rows as u32,
+                (cols / w) as u32,
+            )
+        }
+    }
+
+    /// `x[r, c] = gelu(x[r, c] + bias[c])` for `rows × cols` floats.
+    pub(crate) fn add_bias_gelu(&self, x: &Handle, bias: &Handle, rows: usize, cols: usize) {
+        let w = self.row_vector_width(cols);
+        let (count, dim) = self.grid(rows);
+        // SAFETY: as in `add_bias`.
+        unsafe {
+            ops::add_bias_gelu::launch_unchecked(
+                self.client(),
+                count,
+                dim,
+                w,
+                BufferArg::from_raw_parts(x.clone(), rows * cols / w),
+                BufferArg::from_raw_parts(bias.clone(), cols / w),
+                rows as u32,
+                (cols / w) as u32,
+            )
+        }
+    }
+
+    /// `residual = LayerNorm(residual + x + bias)` over `rows × h` floats.
+    pub(crate) fn residual_layer_norm(
+        &self,
+        x: &Handle,
+        bias: &Handle,
+        residual: &Handle,
+        norm: Norm<'_>,
+        rows: usize,
+        h: usize,
+    ) {
+        let w = self.row_vector_width(h);
+        let (count, dim) = self.grid(rows);
+        // SAFETY: the kernel bounds rows by `rows`; every buffer holds rows × h or h floats.
+        unsafe {
+            ops::add_bias_residual_layer_norm::launch_unchecked(
+                self.client(),
+                count,
+                dim,
+                w,
+                BufferArg::from_raw_parts(x.clone(), rows * h / w),
+                BufferArg::from_raw_parts(bias.clone(), h / w),
+                BufferArg::from_raw_parts(residual.clone(), rows * h / w),
+                BufferArg::from_raw_parts(norm.gamma.clone(), h / w),
+                BufferArg::from_raw_parts(norm.beta.clone(), h / w),
+                rows as u32,
+                (h / w) as u32,
+                norm.eps,
+            )
+        }
+    }
+
+    /// Masked multi-head self-attention of `n` sequences of `seq_len` tokens; `q`, `k`, `v`
+    /// and the result are `[n * seq_len, heads * head_dim]`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn attention(
+        &self,
+        q: &Handle,
+        k: &Handle,
+        v: &Handle,
+        mask: &Handle,
+        n: usize,
+        seq_len: usize,
+        heads: usize,
+        head_dim: usize,
+    ) -> Handle {
+        let rows = n * seq_len;
+        let width = heads * head_dim;
+        let w = self.row_vector_width(head_dim);
+        let out = self.empty_f32(rows * width);
+        let (count, dim) = self.grid(n * heads * seq_len);
+        // SAFETY: every buffer passed here holds `rows * width` floats.
+        let buffer = |h: &Handle| unsafe { BufferArg::from_raw_parts(h.clone(), rows * width / w) };
+        // SAFETY: the kernel bounds its units by n × heads × seq_len and reads rows of
+        // `heads * head_dim / w` vectors, which is how every buffer here is sized.
+        unsafe {
+            ops::attention::launch_unchecked(
+                self.client(),
+                count,
+                dim,
+                w,
+                buffer(q),
+                buffer(k),
+                buffer(v),
+                BufferArg::from_raw_parts(mask.clone(), rows),
+                buffer(&out),
+                n as u32,
+                seq_len as u32,
+                heads as u32,
+                (head_dim / w) as u32,
+                1.0 / (head_dim as f32).sqrt(),
+            )
+        };
+        out
+    }
+}
