@@ -23,12 +23,11 @@ test-setup: setup
 	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
 	@[ -d tests/mermaid/node_modules/mermaid ] || npm ci --prefix tests/mermaid --no-audit --no-fund --loglevel=error
 
-# The main job: check, format-check and draw every example pipeline.
+# The main job: ingest the sample users and run every example pipeline for each of them on the
+# embedded defaults (SQLite in a temporary directory, MiniLM, SmolLM2; weights fetched on first use).
 demo: setup
-	$(CARGO) build -j$(JOBS) --bin tailor
-	$(CARGO) run -q --bin tailor -- check examples/
-	$(CARGO) run -q --bin tailor -- fmt --check examples/
-	$(CARGO) run -q --bin tailor -- graph examples/writing-assistant.kdl --format mermaid
+	@command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-pip; }
+	$(CARGO) run -j$(JOBS) --release -q --bin tailor -- demo
 
 # Every test of the workspace, in the dev profile.
 test: test-setup

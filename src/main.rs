@@ -6,6 +6,7 @@
 
 mod cmd;
 mod files;
+mod local;
 mod plugins;
 mod report;
 
@@ -20,8 +21,8 @@ use tailor_engine::retrieval::Bm25Params;
 #[command(
     name = "tailor",
     version,
-    about = "LLM personalization pipelines: check, format and draw pipeline files; write, build and inspect plugins; \
-             evaluate retrieval",
+    about = "LLM personalization pipelines: check, format and draw pipeline files; ingest users' histories and run \
+             pipelines for them; write, build and inspect plugins; evaluate retrieval",
     after_help = "Exit codes: 0 success; 1 the command could not do its work; 2 a pipeline file has errors or a \
                   plugin file does not load."
 )]
@@ -78,6 +79,94 @@ enum Command {
         /// The texts, one embedding each, in order.
         #[arg(required = true)]
         texts: Vec<String>,
+    },
+    /// Add a user's history items to the store: one JSON object per line with `id`, `text`, and
+    /// optionally `kind`, `timestamp` (seconds or an RFC 3339 date) and `fields`.
+    ///
+    /// Items replace stored items with the same id; each is embedded (all-MiniLM-L6-v2) as it is
+    /// stored. A bad line is reported with its line number and skipped, the rest are kept, and
+    /// the exit code is then 1.
+    Ingest {
+        /// The JSONL file (`-` reads stdin).
+        file: PathBuf,
+        /// Whose history the items are.
+        #[arg(long)]
+        user: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Store the items without embeddings (dense search then embeds them when first needed).
+        #[arg(long)]
+        no_embed: bool,
+    },
+    /// Run a pipeline for one user of the store and print its output.
+    ///
+    /// Stages that call an LLM use the OpenAI-compatible server at --llm (or $TAILOR_LLM_URL,
+    /// with the key in $TAILOR_LLM_API_KEY); without one, the embedded SmolLM2-135M-Instruct,
+    /// fetched on first use.
+    Run {
+        /// The pipeline file.
+        file: PathBuf,
+        /// Which pipeline, when the file holds several.
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// The user to run it for.
+        #[arg(long)]
+        user: String,
+        /// An input as NAME=VALUE (the value read as the input's type); repeatable.
+        #[arg(long = "input", value_name = "NAME=VALUE")]
+        inputs: Vec<String>,
+        /// Inputs as one JSON object; `--input` values override its keys.
+        #[arg(long, value_name = "JSON")]
+        input_json: Option<String>,
+        /// An OpenAI-compatible API root, e.g. http://localhost:8000/v1 (vLLM) [env: TAILOR_LLM_URL].
+        #[arg(long, value_name = "URL")]
+        llm: Option<String>,
+        /// The model name the server serves [env: TAILOR_LLM_MODEL; default: "default"].
+        #[arg(long)]
+        model: Option<String>,
+        /// Show each stage's inputs, outputs, outcome and timings.
+        #[arg(long)]
+        explain: bool,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<f64>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        plugins: PluginDirs,
+    },
+    /// Run the `test` blocks of pipeline files, each against a fresh in-memory store holding
+    /// only its own `user { … }` history. Exit 1 if a test fails (the failing `expect` is shown
+    /// as FILE:LINE:COL), 2 if a file has errors.
+    Test {
+        /// Pipeline files, or directories searched for `*.kdl` files as by `check`.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// An OpenAI-compatible API root for stages that call an LLM [env: TAILOR_LLM_URL;
+        /// default: the embedded SmolLM2].
+        #[arg(long, value_name = "URL")]
+        llm: Option<String>,
+        /// The model name the server serves [env: TAILOR_LLM_MODEL].
+        #[arg(long)]
+        model: Option<String>,
+        #[command(flatten)]
+        plugins: PluginDirs,
+    },
+    /// The main job, end to end on the embedded defaults: ingest the sample users of
+    /// examples/users into a fresh SQLite store, run every example pipeline for each of them
+    /// (MiniLM retrieval, SmolLM2 generation unless --llm), and print what each stage did.
+    Demo {
+        /// An OpenAI-compatible API root to use instead of the embedded SmolLM2 [env: TAILOR_LLM_URL].
+        #[arg(long, value_name = "URL")]
+        llm: Option<String>,
+        /// The model name the server serves [env: TAILOR_LLM_MODEL].
+        #[arg(long)]
+        model: Option<String>,
+        /// Keep the demo's store instead of deleting it.
+        #[arg(long)]
+        keep: bool,
     },
     /// Measure Tailor's components on public benchmarks.
     Eval {
@@ -215,6 +304,17 @@ impl PluginDirs {
     }
 }
 
+/// Where users' histories are kept.
+#[derive(Args)]
+pub struct StoreArgs {
+    /// The store file (SQLite) [env: TAILOR_STORE; default: ~/.local/share/tailor/tailor.db].
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    /// The tenant the user belongs to.
+    #[arg(long, default_value = "default")]
+    tenant: String,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub enum PluginKind {
     Generator,
@@ -258,6 +358,44 @@ pub enum Outcome {
     Failed,
 }
 
+struct RunArgs {
+    file: PathBuf,
+    pipeline: Option<String>,
+    user: String,
+    inputs: Vec<String>,
+    input_json: Option<String>,
+    llm: Option<String>,
+    model: Option<String>,
+    explain: bool,
+    timeout: Option<f64>,
+    format: Format,
+    store: StoreArgs,
+    plugins: PluginDirs,
+}
+
+fn run_command(a: RunArgs) -> anyhow::Result<Outcome> {
+    let path = local::store_path(a.store.store.as_deref())?;
+    let timeout = match a.timeout {
+        Some(t) if t.is_finite() && t > 0.0 => Some(std::time::Duration::from_secs_f64(t)),
+        Some(t) => anyhow::bail!("--timeout {t}: give a number of seconds above 0"),
+        None => None,
+    };
+    cmd::run::run(cmd::run::Run {
+        file: &a.file,
+        pipeline: a.pipeline.as_deref(),
+        user: &a.user,
+        tenant: &a.store.tenant,
+        store: &path,
+        inputs: &a.inputs,
+        input_json: a.input_json.as_deref(),
+        llm: local::LlmChoice::from_flags(a.llm, a.model),
+        plugin_dirs: &a.plugins.resolve(),
+        explain: a.explain,
+        format: a.format,
+        timeout,
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -291,6 +429,46 @@ fn main() -> ExitCode {
             }
         },
         Command::Embed { texts } => cmd::embed::run(&texts),
+        Command::Demo { llm, model, keep } => cmd::demo::run(&local::LlmChoice::from_flags(llm, model), keep),
+        Command::Test { paths, llm, model, plugins } => {
+            cmd::test::run(&paths, &plugins.resolve(), &local::LlmChoice::from_flags(llm, model))
+        }
+        Command::Ingest { file, user, store, no_embed } => local::store_path(store.store.as_deref()).and_then(|path| {
+            cmd::ingest::run(&cmd::ingest::Ingest {
+                file: &file,
+                user: &user,
+                tenant: &store.tenant,
+                store: &path,
+                embed: !no_embed,
+            })
+        }),
+        Command::Run {
+            file,
+            pipeline,
+            user,
+            inputs,
+            input_json,
+            llm,
+            model,
+            explain,
+            timeout,
+            format,
+            store,
+            plugins,
+        } => run_command(RunArgs {
+            file,
+            pipeline,
+            user,
+            inputs,
+            input_json,
+            llm,
+            model,
+            explain,
+            timeout,
+            format,
+            store,
+            plugins,
+        }),
         Command::Models { command } => match command {
             ModelsCommand::Pull { names } => cmd::models::pull(&names),
             ModelsCommand::List { format } => cmd::models::list(format),

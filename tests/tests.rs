@@ -9,4 +9,5 @@ mod fuzz;
 mod graph;
 mod plugin;
 mod retrieval;
+mod run;
 mod util;

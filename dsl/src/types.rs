@@ -132,6 +132,14 @@ impl Item {
     }
 }
 
+/// Seconds since the Unix epoch of an RFC 3339 date (`2024-01-10`, read as midnight UTC) or
+/// date-time (`2024-01-10T08:30:00Z`); `None` for anything else or a time before the epoch.
+pub fn parse_timestamp(s: &str) -> Option<f64> {
+    let full = if s.len() == 10 { format!("{s}T00:00:00Z") } else { s.to_string() };
+    let t = humantime::parse_rfc3339_weak(&full).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64())
+}
+
 /// A run-time value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {

@@ -23,7 +23,10 @@
 //! assert_eq!(checked.pipelines[0].stages.len(), 1);
 //! ```
 
+pub mod exec;
 pub mod host;
+pub mod llm;
 pub mod registry;
 pub mod retrieval;
+pub mod store;
 pub mod watch;

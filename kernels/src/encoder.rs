@@ -120,7 +120,10 @@ impl Encoder {
         for l in 0..layers {
             let p = format!("encoder.layer.{l}");
             let projection = |name: &str| -> Result<(Handle, Handle), KernelError> {
-                Ok((linear(&format!("{p}.attention.self.{name}.weight"))?, up(&format!("{p}.attention.self.{name}.bias"))?))
+                Ok((
+                    linear(&format!("{p}.attention.self.{name}.weight"))?,
+                    up(&format!("{p}.attention.self.{name}.bias"))?,
+                ))
             };
             stack.push(Layer {
                 q: projection("query")?,

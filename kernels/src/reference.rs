@@ -140,7 +140,8 @@ pub fn attention(
     for s in 0..n {
         for h in 0..heads {
             for i in 0..seq_len {
-                let at = |m: &'_ [f32], token: usize| -> Vec<f32> { m[token * width + h * head_dim..][..head_dim].to_vec() };
+                let at =
+                    |m: &'_ [f32], token: usize| -> Vec<f32> { m[token * width + h * head_dim..][..head_dim].to_vec() };
                 let query = at(q, s * seq_len + i);
                 let mut weights = Vec::with_capacity(seq_len);
                 for j in 0..seq_len {

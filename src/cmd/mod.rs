@@ -1,9 +1,13 @@
 //! One module per command.
 
 pub mod check;
+pub mod demo;
 pub mod embed;
 pub mod eval;
 pub mod fmt;
 pub mod graph;
+pub mod ingest;
 pub mod models;
 pub mod plugin;
+pub mod run;
+pub mod test;

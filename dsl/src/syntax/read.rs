@@ -7,7 +7,7 @@ use crate::diagnostic::{Diagnostic, NameKind, Problem};
 use crate::expr::{self, SyntaxError};
 use crate::span::{Loc, StringMap};
 use crate::suggest::closest;
-use crate::types::Type;
+use crate::types::{Type, parse_timestamp};
 
 type Diags = Vec<Diagnostic>;
 
@@ -284,13 +284,6 @@ fn read_item(node: &KdlNode, diags: &mut Diags) -> ItemDecl {
         diags.push(Diagnostic::error(Problem::Missing { node: "item".into(), what: "`text=\"…\"`".into() }, item.loc));
     }
     item
-}
-
-/// Seconds since the epoch of an RFC 3339 date or date-time.
-pub(crate) fn parse_timestamp(s: &str) -> Option<f64> {
-    let full = if s.len() == 10 { format!("{s}T00:00:00Z") } else { s.to_string() };
-    let t = humantime::parse_rfc3339_weak(&full).ok()?;
-    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64())
 }
 
 pub(crate) fn parse_duration(s: &str) -> Option<std::time::Duration> {

@@ -40,7 +40,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
 use self::bindings::{Stage, StagePre};
-pub use self::convert::Malformed;
+pub use self::convert::{Malformed, json_to_value};
 use self::services::{ItemFilter, Scope, Services};
 use self::state::HostState;
 pub use self::state::{LogLevel, LogLine};

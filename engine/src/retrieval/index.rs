@@ -170,12 +170,34 @@ impl UserIndex {
     /// Adds or replaces several items, embedding them in one call; on error nothing changes.
     /// Of two items with one id, the later wins.
     pub fn upsert_batch(&mut self, items: Vec<Arc<Item>>) -> Result<(), RetrievalError> {
-        let vectors = match &self.dense {
-            Some(dense) => Some(dense.embed(&items.iter().map(|i| &*i.text).collect::<Vec<_>>())?),
+        self.upsert_embedded(items.into_iter().map(|i| (i, None)).collect())
+    }
+
+    /// Like [`UserIndex::upsert_batch`], for items whose embeddings were computed before (at
+    /// ingest, kept in the store): an item given `None`, or given a vector while this index
+    /// has no dense side, is embedded now or indexed for BM25 only. All or nothing.
+    pub fn upsert_embedded(&mut self, items: Vec<(Arc<Item>, Option<Vec<f32>>)>) -> Result<(), RetrievalError> {
+        let vectors: Option<Vec<Vec<f32>>> = match &self.dense {
+            Some(dense) => {
+                let missing: Vec<&str> = items.iter().filter(|(_, v)| v.is_none()).map(|(i, _)| &*i.text).collect();
+                let mut fresh = dense.embed(&missing)?.into_iter();
+                let mut all = Vec::with_capacity(items.len());
+                for (_, given) in &items {
+                    let v = match given {
+                        Some(v) => {
+                            dense.index.validate(v)?;
+                            v.clone()
+                        }
+                        None => fresh.next().expect("invariant: one embedding per missing vector, counted in embed"),
+                    };
+                    all.push(v);
+                }
+                Some(all)
+            }
             None => None,
         };
         let mut vectors = vectors.map(Vec::into_iter);
-        for item in items {
+        for (item, _) in items {
             let slot = match self.slots.get(&item.id) {
                 Some(&slot) => slot,
                 None => {
