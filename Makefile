@@ -27,7 +27,7 @@ test-setup: setup
 # embedded defaults (SQLite in a temporary directory, MiniLM, SmolLM2; weights fetched on first use).
 demo: setup
 	@command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-pip; }
-	$(CARGO) run -j$(JOBS) --release -q --bin tailor -- demo
+	$(CARGO) run -j$(JOBS) -q --bin tailor -- demo
 
 # Every test of the workspace, in the dev profile.
 test: test-setup

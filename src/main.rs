@@ -397,6 +397,14 @@ fn run_command(a: RunArgs) -> anyhow::Result<Outcome> {
 }
 
 fn main() -> ExitCode {
+    // The embedded LLM's weights are Q4_1, and candle's quantized kernels are vectorised only in
+    // builds for AVX, which a portable build is not. Dequantizing them to f32 once at load
+    // (about 540 MB) sends the products through gemm's runtime-dispatched SIMD kernels instead:
+    // about 4× faster prompt processing here. candle reads the variable once per thread.
+    if std::env::var_os("CANDLE_DEQUANTIZE_ALL").is_none() {
+        // SAFETY: the first thing main does; no other thread exists yet to read the environment.
+        unsafe { std::env::set_var("CANDLE_DEQUANTIZE_ALL", "1") };
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { paths, format, plugins } => cmd::check::run(&paths, format, &plugins.resolve()),

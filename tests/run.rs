@@ -206,3 +206,18 @@ fn tailor_test_passes_and_points_at_a_failing_expect() {
     );
     assert!(text.contains("0 passed, 1 failed"), "{text}");
 }
+
+#[test]
+fn every_example_passes_its_in_file_tests() {
+    // The LLM answers "4" to everything: the examples' tests check structure (candidates,
+    // retrieval, redaction, a rating), which must hold whatever a model says.
+    let rt = runtime();
+    let server = rt.block_on(FakeLlm::always(Reply::Text("4".into())));
+    let url = server.url();
+    let dir = TempDir::new("test-examples");
+    let store = dir.path().join("unused.db");
+    let out = run(&["test", "examples/", "--llm", &url], &store);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("4 passed, 0 failed"), "{text}");
+}

@@ -27,6 +27,8 @@ pub enum Reply {
     SseThenHang(Vec<String>),
     /// Answers each chat request from its last user message: `"{prefix}{message}"`, `n` times.
     Echo { prefix: String },
+    /// Answers every request with this text, `n` times.
+    Text(String),
 }
 
 impl Reply {
@@ -133,6 +135,18 @@ fn sse(events: Vec<String>, then_hang: bool) -> Response<Body> {
         .expect("invariant: a valid response")
 }
 
+/// A chat completion of `n` (from the request) copies of `text`.
+fn candidates(request: &Json, text: &str) -> Response<Body> {
+    let n = request["n"].as_u64().unwrap_or(1);
+    let choices: Vec<Json> = (0..n)
+        .map(|i| {
+            serde_json::json!({"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"})
+        })
+        .collect();
+    let reply = serde_json::json!({"choices": choices, "usage": {"prompt_tokens": 1, "completion_tokens": 1}});
+    full(200, reply.to_string(), "application/json")
+}
+
 async fn handle(state: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
@@ -161,14 +175,8 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -
                 .and_then(|m| m["content"].as_str())
                 .unwrap_or_default()
                 .to_owned();
-            let n = body["n"].as_u64().unwrap_or(1);
-            let choices: Vec<Json> = (0..n)
-                .map(|i| {
-                    serde_json::json!({"index": i, "message": {"role": "assistant", "content": format!("{prefix}{last_user}")}, "finish_reason": "stop"})
-                })
-                .collect();
-            let reply = serde_json::json!({"choices": choices, "usage": {"prompt_tokens": 1, "completion_tokens": 1}});
-            full(200, reply.to_string(), "application/json")
+            candidates(&body, &format!("{prefix}{last_user}"))
         }
+        Some(Reply::Text(text)) => candidates(&body, &text),
     })
 }

@@ -174,8 +174,8 @@ impl UserIndex {
     }
 
     /// Like [`UserIndex::upsert_batch`], for items whose embeddings were computed before (at
-    /// ingest, kept in the store): an item given `None`, or given a vector while this index
-    /// has no dense side, is embedded now or indexed for BM25 only. All or nothing.
+    /// ingest, kept in the store): an item given `None` is embedded now. Without a dense side
+    /// the vectors are ignored. All or nothing: a vector of the wrong width changes nothing.
     pub fn upsert_embedded(&mut self, items: Vec<(Arc<Item>, Option<Vec<f32>>)>) -> Result<(), RetrievalError> {
         let vectors: Option<Vec<Vec<f32>>> = match &self.dense {
             Some(dense) => {

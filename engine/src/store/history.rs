@@ -107,8 +107,11 @@ impl Histories {
         };
         let before = self.store.history_version(tenant, user).await?;
         let version = self.store.upsert_items(tenant, user, stored).await?;
-        // Keep a loaded index in step when it was current; otherwise it is rebuilt on next use.
-        if let Some(index) = self.current_index(tenant, user, before) {
+        // Keep a loaded index in step when it was current and no other writer came between
+        // (the upsert bumps the version exactly once); otherwise it is rebuilt on next use.
+        if version != before + 1 {
+            self.unload(tenant, user);
+        } else if let Some(index) = self.current_index(tenant, user, before) {
             let entries: Vec<(Arc<Item>, Option<Vec<f32>>)> = match vectors {
                 Some(vectors) => items.into_iter().map(Arc::new).zip(vectors.into_iter().map(Some)).collect(),
                 None => items.into_iter().map(|i| (Arc::new(i), None)).collect(),
@@ -127,13 +130,13 @@ impl Histories {
         let before = self.store.history_version(tenant, user).await?;
         let existed = self.store.delete_item(tenant, user, id).await?;
         if existed {
+            let version = self.store.history_version(tenant, user).await?;
             match self.current_index(tenant, user, before) {
-                Some(index) => {
+                Some(index) if version == before + 1 => {
                     index.write().unwrap_or_else(PoisonError::into_inner).remove(id);
-                    let version = self.store.history_version(tenant, user).await?;
                     self.set_version(tenant, user, version);
                 }
-                None => self.unload(tenant, user),
+                _ => self.unload(tenant, user),
             }
         }
         Ok(existed)
