@@ -103,40 +103,7 @@ enum Command {
     /// Stages that call an LLM use the OpenAI-compatible server at --llm (or $TAILOR_LLM_URL,
     /// with the key in $TAILOR_LLM_API_KEY); without one, the embedded SmolLM2-135M-Instruct,
     /// fetched on first use.
-    Run {
-        /// The pipeline file.
-        file: PathBuf,
-        /// Which pipeline, when the file holds several.
-        #[arg(long)]
-        pipeline: Option<String>,
-        /// The user to run it for.
-        #[arg(long)]
-        user: String,
-        /// An input as NAME=VALUE (the value read as the input's type); repeatable.
-        #[arg(long = "input", value_name = "NAME=VALUE")]
-        inputs: Vec<String>,
-        /// Inputs as one JSON object; `--input` values override its keys.
-        #[arg(long, value_name = "JSON")]
-        input_json: Option<String>,
-        /// An OpenAI-compatible API root, e.g. http://localhost:8000/v1 (vLLM) [env: TAILOR_LLM_URL].
-        #[arg(long, value_name = "URL")]
-        llm: Option<String>,
-        /// The model name the server serves [env: TAILOR_LLM_MODEL; default: "default"].
-        #[arg(long)]
-        model: Option<String>,
-        /// Show each stage's inputs, outputs, outcome and timings.
-        #[arg(long)]
-        explain: bool,
-        /// Give up after this many seconds.
-        #[arg(long, value_name = "SECONDS")]
-        timeout: Option<f64>,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
-        #[command(flatten)]
-        store: StoreArgs,
-        #[command(flatten)]
-        plugins: PluginDirs,
-    },
+    Run(RunArgs),
     /// Run the `test` blocks of pipeline files, each against a fresh in-memory store holding
     /// only its own `user { … }` history. Exit 1 if a test fails (the failing `expect` is shown
     /// as FILE:LINE:COL), 2 if a file has errors.
@@ -144,13 +111,8 @@ enum Command {
         /// Pipeline files, or directories searched for `*.kdl` files as by `check`.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// An OpenAI-compatible API root for stages that call an LLM [env: TAILOR_LLM_URL;
-        /// default: the embedded SmolLM2].
-        #[arg(long, value_name = "URL")]
-        llm: Option<String>,
-        /// The model name the server serves [env: TAILOR_LLM_MODEL].
-        #[arg(long)]
-        model: Option<String>,
+        #[command(flatten)]
+        llm: LlmArgs,
         #[command(flatten)]
         plugins: PluginDirs,
     },
@@ -158,12 +120,8 @@ enum Command {
     /// examples/users into a fresh SQLite store, run every example pipeline for each of them
     /// (MiniLM retrieval, SmolLM2 generation unless --llm), and print what each stage did.
     Demo {
-        /// An OpenAI-compatible API root to use instead of the embedded SmolLM2 [env: TAILOR_LLM_URL].
-        #[arg(long, value_name = "URL")]
-        llm: Option<String>,
-        /// The model name the server serves [env: TAILOR_LLM_MODEL].
-        #[arg(long)]
-        model: Option<String>,
+        #[command(flatten)]
+        llm: LlmArgs,
         /// Keep the demo's store instead of deleting it.
         #[arg(long)]
         keep: bool,
@@ -358,18 +316,54 @@ pub enum Outcome {
     Failed,
 }
 
-struct RunArgs {
-    file: PathBuf,
-    pipeline: Option<String>,
-    user: String,
-    inputs: Vec<String>,
-    input_json: Option<String>,
+/// Which LLM stages call.
+#[derive(Args)]
+pub struct LlmArgs {
+    /// An OpenAI-compatible API root, e.g. http://localhost:8000/v1 (vLLM) [env: TAILOR_LLM_URL;
+    /// default: the embedded SmolLM2].
+    #[arg(long, value_name = "URL")]
     llm: Option<String>,
+    /// The model name the server serves [env: TAILOR_LLM_MODEL; default: "default"].
+    #[arg(long)]
     model: Option<String>,
+}
+
+impl LlmArgs {
+    fn choice(self) -> local::LlmChoice {
+        local::LlmChoice::from_flags(self.llm, self.model)
+    }
+}
+
+/// The arguments of `tailor run`.
+#[derive(Args)]
+struct RunArgs {
+    /// The pipeline file.
+    file: PathBuf,
+    /// Which pipeline, when the file holds several.
+    #[arg(long)]
+    pipeline: Option<String>,
+    /// The user to run it for.
+    #[arg(long)]
+    user: String,
+    /// An input as NAME=VALUE (the value read as the input's type); repeatable.
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    inputs: Vec<String>,
+    /// Inputs as one JSON object; `--input` values override its keys.
+    #[arg(long, value_name = "JSON")]
+    input_json: Option<String>,
+    #[command(flatten)]
+    llm: LlmArgs,
+    /// Show each stage's inputs, outputs, outcome and timings.
+    #[arg(long)]
     explain: bool,
+    /// Give up after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
     timeout: Option<f64>,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
     plugins: PluginDirs,
 }
 
@@ -388,7 +382,7 @@ fn run_command(a: RunArgs) -> anyhow::Result<Outcome> {
         store: &path,
         inputs: &a.inputs,
         input_json: a.input_json.as_deref(),
-        llm: local::LlmChoice::from_flags(a.llm, a.model),
+        llm: a.llm.choice(),
         plugin_dirs: &a.plugins.resolve(),
         explain: a.explain,
         format: a.format,
@@ -437,10 +431,8 @@ fn main() -> ExitCode {
             }
         },
         Command::Embed { texts } => cmd::embed::run(&texts),
-        Command::Demo { llm, model, keep } => cmd::demo::run(&local::LlmChoice::from_flags(llm, model), keep),
-        Command::Test { paths, llm, model, plugins } => {
-            cmd::test::run(&paths, &plugins.resolve(), &local::LlmChoice::from_flags(llm, model))
-        }
+        Command::Demo { llm, keep } => cmd::demo::run(&llm.choice(), keep),
+        Command::Test { paths, llm, plugins } => cmd::test::run(&paths, &plugins.resolve(), &llm.choice()),
         Command::Ingest { file, user, store, no_embed } => local::store_path(store.store.as_deref()).and_then(|path| {
             cmd::ingest::run(&cmd::ingest::Ingest {
                 file: &file,
@@ -450,33 +442,7 @@ fn main() -> ExitCode {
                 embed: !no_embed,
             })
         }),
-        Command::Run {
-            file,
-            pipeline,
-            user,
-            inputs,
-            input_json,
-            llm,
-            model,
-            explain,
-            timeout,
-            format,
-            store,
-            plugins,
-        } => run_command(RunArgs {
-            file,
-            pipeline,
-            user,
-            inputs,
-            input_json,
-            llm,
-            model,
-            explain,
-            timeout,
-            format,
-            store,
-            plugins,
-        }),
+        Command::Run(args) => run_command(args),
         Command::Models { command } => match command {
             ModelsCommand::Pull { names } => cmd::models::pull(&names),
             ModelsCommand::List { format } => cmd::models::list(format),

@@ -132,6 +132,23 @@ pub struct StageReport {
     pub logs: Vec<LogLine>,
 }
 
+impl StageReport {
+    /// The report of a stage that never finished: what every stage's report starts as.
+    fn cancelled(stage: &tailor_dsl::ir::Stage) -> StageReport {
+        StageReport {
+            label: stage.label.to_string(),
+            plugin: stage.plugin.name.clone(),
+            version: stage.plugin.version.to_string(),
+            outcome: Outcome::Cancelled,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            started: Duration::ZERO,
+            elapsed: Duration::ZERO,
+            logs: Vec::new(),
+        }
+    }
+}
+
 /// A finished run.
 #[derive(Debug, Clone)]
 pub struct RunReport {
@@ -210,21 +227,7 @@ impl Executor {
         let started = Instant::now();
         let pipeline = Arc::clone(&request.loaded.pipeline);
         let fail = |error, stages| Err(RunFailure { error, stages });
-        let mut reports: Vec<StageReport> = pipeline
-            .stages
-            .iter()
-            .map(|s| StageReport {
-                label: s.label.to_string(),
-                plugin: s.plugin.name.clone(),
-                version: s.plugin.version.to_string(),
-                outcome: Outcome::Cancelled,
-                inputs: Vec::new(),
-                outputs: Vec::new(),
-                started: Duration::ZERO,
-                elapsed: Duration::ZERO,
-                logs: Vec::new(),
-            })
-            .collect();
+        let mut reports: Vec<StageReport> = pipeline.stages.iter().map(StageReport::cancelled).collect();
         if request.inputs.len() != pipeline.inputs.len() {
             let error = RunError::Inputs {
                 pipeline: pipeline.name.clone(),
@@ -390,17 +393,7 @@ async fn run_stage(shared: &Shared, id: StageId, values: Values) -> StageResult 
     let stage = request.loaded.pipeline.stage(id);
     let started = shared.started.elapsed();
     let clock = Instant::now();
-    let mut report = StageReport {
-        label: stage.label.to_string(),
-        plugin: stage.plugin.name.clone(),
-        version: stage.plugin.version.to_string(),
-        outcome: Outcome::Ran,
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-        started,
-        elapsed: Duration::ZERO,
-        logs: Vec::new(),
-    };
+    let mut report = StageReport { started, ..StageReport::cancelled(stage) };
     let zeros = || -> Vec<Value> { stage.outputs.iter().map(|o| o.ty.zero()).collect() };
     let limits = Limits { fuel: shared.limits.eval_fuel, now: request.services.clock.now() };
     let label = stage.label.to_string();
