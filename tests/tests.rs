@@ -3,6 +3,7 @@
 
 mod check;
 mod diagnostics;
+mod durability;
 mod examples;
 mod fmt;
 mod fuzz;

@@ -4,17 +4,24 @@
 //! honours temperature, top-p, max tokens, stop strings and a seed; `n` candidates are `n`
 //! generations with seeds `seed`, `seed + 1`, …
 //!
+//! Structured output (`json_schema`) is constrained decoding: llguidance turns the schema into
+//! a grammar and, before each token is sampled, masks every token the grammar cannot take next,
+//! so the reply always parses and satisfies the schema (or is reported as cut off).
+//!
 //! Generation is CPU work: it runs on blocking threads, one per request, each with its own
 //! copy of the (shared, immutable) weights and its own KV cache.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::quantized_llama::ModelWeights;
+use llguidance::api::TopLevelGrammar;
+use llguidance::toktrie::{ApproximateTokEnv, TokRxInfo, TokTrie};
+use llguidance::{Matcher, ParserFactory};
 use tokenizers::Tokenizer;
 
 use super::{Llm, LlmError, TokenStream};
@@ -34,6 +41,8 @@ pub struct LocalLlm {
     tokenizer: Arc<Tokenizer>,
     end_of_turn: u32,
     name: String,
+    /// The grammar engine over this vocabulary, built on the first structured request.
+    guidance: Arc<OnceLock<Result<ParserFactory, String>>>,
 }
 
 impl std::fmt::Debug for LocalLlm {
@@ -58,7 +67,7 @@ impl LocalLlm {
             .ok_or_else(|| model_error(&shown, "the vocabulary has no <|im_end|> token"))?;
         let weights = ModelWeights::from_gguf(content, &mut file, &Device::Cpu).map_err(|e| model_error(&shown, e))?;
         let name = gguf.file_stem().map_or_else(|| "local".into(), |s| s.to_string_lossy().into_owned());
-        Ok(LocalLlm { weights, tokenizer: Arc::new(tokenizer), end_of_turn, name })
+        Ok(LocalLlm { weights, tokenizer: Arc::new(tokenizer), end_of_turn, name, guidance: Arc::default() })
     }
 
     /// The catalogue's SmolLM2, fetched on first use.
@@ -86,6 +95,39 @@ impl LocalLlm {
         out
     }
 
+    /// A matcher for `schema` over this model's vocabulary, the end of the assistant's turn
+    /// standing for the end of the text.
+    fn matcher(&self, schema: &str) -> Result<Matcher, LlmError> {
+        let factory = self
+            .guidance
+            .get_or_init(|| {
+                let json: serde_json::Value =
+                    serde_json::from_str(&self.tokenizer.to_string(false).map_err(|e| e.to_string())?)
+                        .map_err(|e| e.to_string())?;
+                let words = llguidance::token_bytes_from_tokenizer_json(&json).map_err(|e| e.to_string())?;
+                let info = TokRxInfo::new(words.len() as u32, self.end_of_turn);
+                let env = Arc::new(ApproximateTokEnv::new(TokTrie::from(&info, &words)));
+                let mut factory = ParserFactory::new_simple(&(env as _)).map_err(|e| e.to_string())?;
+                factory.quiet();
+                Ok(factory)
+            })
+            .as_ref()
+            .map_err(|e| model_error("structured output", e))?;
+        let mut schema: serde_json::Value = serde_json::from_str(schema)
+            .map_err(|e| LlmError::InvalidRequest(format!("the JSON schema is not JSON: {e}")))?;
+        // A small model left free to add whitespace can spend its whole budget on it: replies are
+        // compact JSON unless the schema asks otherwise.
+        if let Some(object) = schema.as_object_mut() {
+            object.entry("x-guidance").or_insert_with(
+                || serde_json::json!({"whitespace_flexible": false, "item_separator": ", ", "key_separator": ": "}),
+            );
+        }
+        let parser = factory
+            .create_parser(TopLevelGrammar::from_json_schema(schema))
+            .map_err(|e| LlmError::InvalidRequest(format!("the JSON schema cannot be followed: {e}")))?;
+        Ok(Matcher::new(Ok(parser)))
+    }
+
     /// Generates one candidate, calling `piece` with each new piece of text.
     fn generate_one(
         &self,
@@ -94,6 +136,7 @@ impl LocalLlm {
         seed: u64,
         mut piece: impl FnMut(&str) -> bool,
     ) -> Result<(String, u32), LlmError> {
+        let mut matcher = request.json_schema.as_deref().map(|schema| self.matcher(schema)).transpose()?;
         let mut weights = self.weights.clone();
         let temperature = f64::from(request.temperature);
         let sampling = if temperature <= 1e-6 {
@@ -114,9 +157,21 @@ impl LocalLlm {
                 .map_err(|e| model_error("input", e))?;
             let logits = weights.forward(&x, pos).and_then(|l| l.squeeze(0)).map_err(|e| model_error("forward", e))?;
             pos += input.len();
+            let logits = match matcher.as_mut() {
+                Some(m) => {
+                    if m.is_stopped() {
+                        break;
+                    }
+                    constrain(m, logits)?
+                }
+                None => logits,
+            };
             let next = sampler.sample(&logits).map_err(|e| model_error("sampling", e))?;
             if next == self.end_of_turn {
                 break;
+            }
+            if let Some(m) = matcher.as_mut() {
+                m.consume_token(next).map_err(|e| model_error("structured output", e))?;
             }
             tokens.push(next);
             let decoded = self.tokenizer.decode(&tokens, true).map_err(|e| model_error("decoding", e))?;
@@ -133,6 +188,15 @@ impl LocalLlm {
                 }
             }
             input = vec![next];
+        }
+        if let Some(e) = matcher.as_ref().and_then(Matcher::get_error) {
+            return Err(model_error("structured output", e));
+        }
+        if let Some(m) = matcher.as_mut()
+            && !m.is_stopped()
+            && !m.is_accepting().map_err(|e| model_error("structured output", e))?
+        {
+            return Err(LlmError::Truncated { max_tokens: request.max_tokens });
         }
         Ok((text, tokens.len() as u32))
     }
@@ -151,6 +215,19 @@ impl LocalLlm {
         }
         Ok(ids)
     }
+}
+
+/// `logits` with every token `matcher` cannot take next set to −∞.
+fn constrain(matcher: &mut Matcher, logits: Tensor) -> Result<Tensor, LlmError> {
+    let mask = matcher.compute_mask().map_err(|e| model_error("structured output", e))?;
+    let mut values = logits.to_vec1::<f32>().map_err(|e| model_error("logits", e))?;
+    for (token, value) in values.iter_mut().enumerate() {
+        if !mask.is_allowed(token as u32) {
+            *value = f32::NEG_INFINITY;
+        }
+    }
+    let n = values.len();
+    Tensor::from_vec(values, n, &Device::Cpu).map_err(|e| model_error("logits", e))
 }
 
 /// The tokenizer a `gpt2`-model GGUF file describes: its vocabulary and merges as a byte-level
@@ -202,7 +279,7 @@ fn tokenizer_from_gguf(content: &gguf_file::Content) -> Result<Tokenizer, String
         .filter(|(_, ty)| *ty == 3)
         .map(|(t, _)| AddedToken::from(t.clone(), true))
         .collect();
-    tokenizer.add_special_tokens(&specials);
+    tokenizer.add_special_tokens(specials).map_err(|e| e.to_string())?;
     Ok(tokenizer)
 }
 
@@ -355,5 +432,28 @@ mod tests {
             llm.stream(request("Name a color.", 12)).await.unwrap().map(|p| p.unwrap()).collect().await
         });
         assert_eq!(pieces.concat(), a.texts[0], "a stream carries the same text");
+    }
+
+    #[test]
+    fn structured_output_follows_the_schema() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let llm = model();
+        let ask = |prompt: &str, schema: &str, max_tokens: u32| {
+            let mut r = request(prompt, max_tokens);
+            r.json_schema = Some(schema.into());
+            rt.block_on(llm.generate(r))
+        };
+        let digit =
+            ask("How many stars (1 to 5) for: great sound, battery died?", r#"{"enum": [1, 2, 3, 4, 5]}"#, 4).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&digit.texts[0]).unwrap();
+        assert!((1..=5).contains(&value.as_i64().unwrap()), "{:?}", digit.texts);
+        let schema = r#"{"type": "object", "properties": {"color": {"type": "string", "maxLength": 12},
+            "sure": {"type": "boolean"}}, "required": ["color", "sure"], "additionalProperties": false}"#;
+        let object = ask("Name a color.", schema, 40).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&object.texts[0]).unwrap();
+        assert!(value["color"].is_string() && value["sure"].is_boolean(), "{:?}", object.texts);
+        assert_eq!(ask("Name a color.", schema, 3), Err(LlmError::Truncated { max_tokens: 3 }));
+        assert!(matches!(ask("Name a color.", "{not json", 8), Err(LlmError::InvalidRequest(_))));
+        assert!(matches!(ask("Name a color.", r#"{"type": "no-such-type"}"#, 8), Err(LlmError::InvalidRequest(_))));
     }
 }
