@@ -10,7 +10,7 @@ use std::process::Command;
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let plugins = manifest.join("../plugins");
-    for watched in ["wit", "sdk", "builtin", "testing", "Cargo.toml", "Cargo.lock"] {
+    for watched in ["wit", "sdk", "pii", "builtin", "testing", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", plugins.join(watched).display());
     }
     // Each example's sources, not `examples/plugins/` itself: a directory is watched recursively,

@@ -22,7 +22,7 @@ use tailor_engine::retrieval::Bm25Params;
     name = "tailor",
     version,
     about = "LLM personalization pipelines: check, format and draw pipeline files; ingest users' histories and run \
-             pipelines for them; write, build and inspect plugins; evaluate retrieval",
+             pipelines for them; write, build and inspect plugins; evaluate retrieval and PII detection",
     after_help = "Exit codes: 0 success; 1 the command could not do its work; 2 a pipeline file has errors or a \
                   plugin file does not load."
 )]
@@ -194,6 +194,21 @@ enum EvalCommand {
         /// BM25 length normalisation, 0 to 1 [default: 0.75, Lucene's].
         #[arg(long)]
         b: Option<f32>,
+    },
+    /// Run the PII recognizers on a labelled dataset in presidio-research's format and print
+    /// token-level precision, recall and F2, overall and per entity, as one JSON object.
+    Pii {
+        /// A JSON array of samples with `full_text` and `spans` (`entity_type`,
+        /// `start_position`, `end_position` in characters).
+        #[arg(long, value_name = "FILE")]
+        presidio: PathBuf,
+        /// Score only these entities (Presidio's names, comma-separated); the rest count as
+        /// unlabelled.
+        #[arg(long, value_delimiter = ',', value_name = "ENTITY,…")]
+        entities: Vec<String>,
+        /// The score a detection needs (0–1).
+        #[arg(long, default_value_t = tailor_pii::DEFAULT_THRESHOLD)]
+        threshold: f32,
     },
 }
 
@@ -429,6 +444,7 @@ fn main() -> ExitCode {
                     bm25: Bm25Params { k1: k1.unwrap_or(defaults.k1), b: b.unwrap_or(defaults.b) },
                 })
             }
+            EvalCommand::Pii { presidio, entities, threshold } => cmd::eval::pii(&presidio, &entities, threshold),
         },
         Command::Embed { texts } => cmd::embed::run(&texts),
         Command::Demo { llm, keep } => cmd::demo::run(&llm.choice(), keep),

@@ -8,6 +8,7 @@ mod examples;
 mod fmt;
 mod fuzz;
 mod graph;
+mod pii;
 mod plugin;
 mod retrieval;
 mod run;

@@ -138,3 +138,70 @@ pub fn bar(len: usize, what: &'static str) -> ProgressBar {
     );
     bar
 }
+
+/// `tailor eval pii --presidio FILE`: the recognizers of `builtin:pii-redact`, scored token by
+/// token against presidio-research-style labels (see `tailor_pii::eval` for the method and the
+/// label mapping).
+pub fn pii(path: &Path, entities: &[String], threshold: f32) -> anyhow::Result<Outcome> {
+    use tailor_pii::eval::{Sample, evaluate, overall, presidio_names};
+
+    let known = presidio_names();
+    for e in entities {
+        if !known.contains(&e.as_str()) {
+            anyhow::bail!("--entities: unknown entity `{e}` (known: {})", known.join(", "));
+        }
+    }
+    if !(0.0..=1.0).contains(&threshold) {
+        anyhow::bail!("--threshold must be between 0 and 1");
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let rows = json.as_array().with_context(|| format!("{}: expected a JSON array of samples", path.display()))?;
+    let mut samples = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let at = || format!("{}: sample {i}", path.display());
+        let full = row["full_text"].as_str().with_context(|| format!("{}: no `full_text` text", at()))?;
+        // presidio-research counts positions in characters; spans here are in bytes.
+        let bytes: Vec<usize> = full.char_indices().map(|(b, _)| b).chain([full.len()]).collect();
+        let mut spans = Vec::new();
+        for span in row["spans"].as_array().with_context(|| format!("{}: no `spans` list", at()))? {
+            let label =
+                span["entity_type"].as_str().with_context(|| format!("{}: a span without `entity_type`", at()))?;
+            let position = |key: &str| -> anyhow::Result<usize> {
+                let chars = span[key].as_u64().with_context(|| format!("{}: a span without `{key}`", at()))?;
+                bytes
+                    .get(chars as usize)
+                    .copied()
+                    .with_context(|| format!("{}: `{key}` {chars} is past the text", at()))
+            };
+            let (start, end) = (position("start_position")?, position("end_position")?);
+            if start > end {
+                anyhow::bail!("{}: a span ends before it starts", at());
+            }
+            spans.push((start, end, label.to_owned()));
+        }
+        samples.push(Sample { text: full.to_owned(), spans });
+    }
+    let only: Vec<&str> = entities.iter().map(String::as_str).collect();
+    let analyzer = tailor_pii::Analyzer::default().default_threshold(threshold);
+    let counts = evaluate(&analyzer, &samples, (!only.is_empty()).then_some(&only[..]));
+    let all = overall(&counts);
+    let per_entity: serde_json::Map<String, serde_json::Value> = counts
+        .iter()
+        .map(|(name, c)| {
+            let value = serde_json::json!({
+                "precision": c.precision(), "recall": c.recall(), "f2": c.f2(), "support": c.support()
+            });
+            ((*name).to_owned(), value)
+        })
+        .collect();
+    let report = serde_json::json!({
+        "overall": {"precision": all.precision(), "recall": all.recall(), "f2": all.f2()},
+        "per_entity": per_entity,
+        "samples": samples.len(),
+        "method": "token-level; ADDRESS scored as LOCATION, DOMAIN_NAME as URL; labels no recognizer targets (TITLE…) not scored",
+    });
+    println!("{report}");
+    Ok(Outcome::Ok)
+}

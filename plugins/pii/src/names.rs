@@ -1,0 +1,564 @@
+//! People, places, street addresses and organisations, without a model: gazetteers shipped as
+//! data (`data/`, built into FSTs by `build.rs`), capitalisation, titles, context words and
+//! address patterns.
+//!
+//! - **PERSON**: runs of words that are known first or last names. Two or more together (a
+//!   first name then a last name) 0.85; one capitalised name 0.55, or 0.3 when it is one of the
+//!   300 commonest English words ("Will", "May"), a month or a day, or opens a sentence and is
+//!   among the 3,000 commonest ("Frank. …"); a title before (`Mr.`, `Dr.`) or a verb of speech
+//!   after ("says") adds 0.35 and also admits an unknown capitalised word; a capitalised unknown
+//!   word right after a known first name is taken as the surname. Lower-case names count only
+//!   as a first-plus-last pair (0.6) or after a title.
+//! - **LOCATION**: known places of one to four words (cities of 5,000+ people, countries, US
+//!   states): capitalised 0.55, 0.35 when the place is also a common English word ("Nice",
+//!   "Mobile"); a preposition before ("in", "from", "to") adds 0.2; lower-case 0.3.
+//! - **ADDRESS**: street lines (`221B Baker Street`, `Nassaustraat 123`, `107 Rue Abdelaziz`,
+//!   `Ziegelgasse 26`), units (`Apt. 018`, `Suite 446`), post codes after "ZIP", and the lines
+//!   of the address block that follow a street line (city, region code, country, post code).
+//! - **ORGANIZATION**: capitalised names ending in a company word (`Inc`, `Ltd`, `GmbH`,
+//!   `Software`, `Bank`…), `University of …`, and firms named after partners (`Hubbard, Fox and
+//!   Gillespie`).
+
+use std::sync::LazyLock;
+
+use fst::{Map, Set};
+use regex::Regex;
+
+use crate::{Detection, Entity};
+
+static FIRST_NAMES: LazyLock<Set<&'static [u8]>> =
+    LazyLock::new(|| set(include_bytes!(concat!(env!("OUT_DIR"), "/first_names.fst"))));
+static LAST_NAMES: LazyLock<Set<&'static [u8]>> =
+    LazyLock::new(|| set(include_bytes!(concat!(env!("OUT_DIR"), "/last_names.fst"))));
+static PLACES: LazyLock<Set<&'static [u8]>> =
+    LazyLock::new(|| set(include_bytes!(concat!(env!("OUT_DIR"), "/places.fst"))));
+static COMMON_WORDS: LazyLock<Map<&'static [u8]>> = LazyLock::new(|| {
+    Map::new(&include_bytes!(concat!(env!("OUT_DIR"), "/common_words.fst"))[..])
+        .expect("invariant: build.rs wrote a valid FST")
+});
+
+fn set(bytes: &'static [u8]) -> Set<&'static [u8]> {
+    Set::new(bytes).expect("invariant: build.rs wrote a valid FST")
+}
+
+/// Words this frequent in English are ordinary words first, names second.
+const COMMON_RANK: u64 = 3000;
+
+/// Months and days, which are also first names ("May", "June", "August").
+const CALENDAR: &[&str] = &[
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+const TITLES: &[&str] =
+    &["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "professor", "sir", "madam", "dame", "lord", "lady", "rev", "fr"];
+const NAME_SUFFIXES: &[&str] = &["md", "phd", "jr", "sr", "ii", "iii", "iv", "dds", "esq"];
+const SPEECH_VERBS: &[&str] = &["says", "said", "told", "asked", "wrote", "replied", "explained", "added", "noted"];
+const PLACE_PREPOSITIONS: &[&str] =
+    &["in", "at", "from", "to", "near", "of", "visit", "visited", "via", "around", "across", "outside", "inside"];
+/// Lower-case words a place name may contain (`Ústí nad Labem`, `Bosnia and Herzegovina`).
+const PLACE_CONNECTORS: &[&str] =
+    &["and", "of", "the", "de", "del", "la", "le", "les", "nad", "am", "an", "der", "di", "da", "do", "dos", "y", "en"];
+const ORG_SUFFIXES: &[&str] = &[
+    "inc",
+    "llc",
+    "ltd",
+    "limited",
+    "corp",
+    "corporation",
+    "company",
+    "co",
+    "group",
+    "gmbh",
+    "ag",
+    "sa",
+    "plc",
+    "llp",
+    "lp",
+    "bank",
+    "software",
+    "consulting",
+    "systems",
+    "technologies",
+    "technology",
+    "solutions",
+    "partners",
+    "associates",
+    "holdings",
+    "foundation",
+    "institute",
+    "labs",
+    "laboratories",
+    "studios",
+    "media",
+    "networks",
+    "capital",
+    "ventures",
+    "insurance",
+    "airlines",
+    "motors",
+    "pharmaceuticals",
+    "services",
+    "industries",
+    "enterprises",
+    "international",
+    "bv",
+    "nv",
+    "oy",
+    "ab",
+    "as",
+    "srl",
+    "spa",
+];
+
+/// Every candidate of the enabled gazetteer entity types.
+pub fn recognize(text: &str, enabled: &[Entity], out: &mut Vec<Detection>) {
+    let wants = |e: Entity| enabled.contains(&e);
+    if !(wants(Entity::Person) || wants(Entity::Location) || wants(Entity::Address) || wants(Entity::Organization)) {
+        return;
+    }
+    let words = tokenize(text);
+    if wants(Entity::Person) {
+        people(text, &words, out);
+    }
+    if wants(Entity::Location) {
+        places(text, &words, out);
+    }
+    if wants(Entity::Address) {
+        addresses(text, out);
+    }
+    if wants(Entity::Organization) {
+        organizations(text, &words, out);
+    }
+}
+
+/// A word of the text: letters (with marks, inner apostrophes and hyphens).
+#[derive(Debug, Clone)]
+struct Word<'t> {
+    start: usize,
+    end: usize,
+    text: &'t str,
+    lower: String,
+}
+
+impl Word<'_> {
+    fn capitalized(&self) -> bool {
+        let mut chars = self.text.chars();
+        chars.next().is_some_and(char::is_uppercase) && !chars.clone().all(char::is_uppercase)
+    }
+
+    fn upper(&self) -> bool {
+        self.text.chars().count() > 1 && self.text.chars().all(|c| !c.is_lowercase())
+    }
+
+    fn lowercase(&self) -> bool {
+        self.text.chars().all(|c| !c.is_uppercase())
+    }
+
+    fn rank(&self) -> Option<u64> {
+        COMMON_WORDS.get(&self.lower)
+    }
+
+    fn common(&self) -> bool {
+        self.rank().is_some_and(|r| r <= COMMON_RANK)
+    }
+
+    /// The commonest words ("will", "may", "can"): never a name without a title.
+    fn function_word(&self) -> bool {
+        self.rank().is_some_and(|r| r <= 300)
+    }
+
+    fn first_name(&self) -> bool {
+        FIRST_NAMES.contains(&self.lower)
+    }
+
+    fn last_name(&self) -> bool {
+        LAST_NAMES.contains(&self.lower)
+    }
+
+    fn in_list(&self, list: &[&str]) -> bool {
+        list.contains(&self.lower.as_str())
+    }
+}
+
+static WORD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[\p{L}\p{M}]+(?:['’\-][\p{L}\p{M}]+)*").expect("invariant: valid pattern"));
+
+fn tokenize(text: &str) -> Vec<Word<'_>> {
+    WORD.find_iter(text)
+        .map(|m| Word { start: m.start(), end: m.end(), text: m.as_str(), lower: m.as_str().to_lowercase() })
+        .collect()
+}
+
+/// What lies between two words: only spaces (the same line), or something else.
+fn joined_by_space(text: &str, a: &Word, b: &Word) -> bool {
+    let gap = &text[a.end..b.start];
+    !gap.is_empty() && gap.len() <= 3 && gap.chars().all(|c| c == ' ' || c == '\t')
+}
+
+/// The word before `i` when only spaces and a `.` separate them.
+fn title_before(text: &str, words: &[Word], i: usize) -> bool {
+    i > 0 && {
+        let gap = &text[words[i - 1].end..words[i].start];
+        gap.trim_start_matches('.').chars().all(char::is_whitespace) && words[i - 1].in_list(TITLES)
+    }
+}
+
+/// Whether the word at `i` starts a sentence (nothing before, or `.`, `!`, `?`, a line break).
+fn sentence_start(text: &str, words: &[Word], i: usize) -> bool {
+    let before = if i == 0 { &text[..words[0].start] } else { &text[words[i - 1].end..words[i].start] };
+    i == 0 || before.contains(['.', '!', '?', '\n', ':', '"', '“'])
+}
+
+fn people(text: &str, words: &[Word], out: &mut Vec<Detection>) {
+    let mut i = 0;
+    while i < words.len() {
+        let w = &words[i];
+        let titled = title_before(text, words, i);
+        let known = w.first_name() || w.last_name();
+        let shaped = w.capitalized() || w.upper();
+        if w.in_list(TITLES) || !(known || (titled && shaped)) || (!shaped && !known) {
+            i += 1;
+            continue;
+        }
+        // Extend over the following name words on the same line.
+        if !shaped && w.function_word() {
+            i += 1;
+            continue;
+        }
+        let mut end = i;
+        while end + 1 < words.len() && joined_by_space(text, &words[end], &words[end + 1]) {
+            let next = &words[end + 1];
+            let next_known = next.first_name() || next.last_name();
+            let same_case = (shaped && (next.capitalized() || next.upper())) || (!shaped && next.lowercase());
+            let surname_after_first = words[end].first_name() && shaped && next.capitalized() && !next.common();
+            // Names are frequent words themselves ("john", "smith"); only the commonest words
+            // ("will", "may", "can") are kept out of a run.
+            if (next_known && same_case && !next.function_word()) || surname_after_first {
+                end += 1;
+            } else {
+                break;
+            }
+        }
+        let run = &words[i..=end];
+        let n = run.len();
+        let mut score: f32 = if n >= 2 {
+            if shaped { 0.85 } else { 0.6 }
+        } else if !shaped {
+            0.2
+        } else if w.function_word() || w.in_list(CALENDAR) || (sentence_start(text, words, i) && w.common()) {
+            0.3
+        } else {
+            0.55
+        };
+        let next_word = words.get(end + 1);
+        let speech_after = next_word.is_some_and(|n| n.in_list(SPEECH_VERBS));
+        if titled || speech_after {
+            score = (score + 0.35).max(0.65);
+        }
+        let mut stop = words[end].end;
+        if let Some(suffix) = next_word.filter(|n| n.in_list(NAME_SUFFIXES) && joined_by_space(text, &words[end], n)) {
+            stop = suffix.end;
+            end += 1;
+        }
+        let key = text[w.start..stop].to_lowercase();
+        out.push(Detection::new(w.start, stop, Entity::Person, score.min(1.0), key));
+        i = end + 1;
+    }
+}
+
+/// Whether words `i..=j` read as a place name: capitalised or upper-case words, with lower-case
+/// connectors inside (`Ústí nad Labem`); or all lower-case.
+fn place_shape(words: &[Word]) -> Option<bool> {
+    let first_last_ok = |w: &Word| w.capitalized() || w.upper();
+    if words.iter().all(Word::lowercase) {
+        return Some(false);
+    }
+    let inner_ok = words.iter().all(|w| first_last_ok(w) || w.in_list(PLACE_CONNECTORS));
+    (first_last_ok(&words[0]) && first_last_ok(&words[words.len() - 1]) && inner_ok).then_some(true)
+}
+
+fn places(text: &str, words: &[Word], out: &mut Vec<Detection>) {
+    let mut i = 0;
+    while i < words.len() {
+        // The longest known place of up to four words on one line.
+        let mut best = None;
+        let mut phrase = words[i].lower.clone();
+        for j in i..words.len().min(i + 4) {
+            if j > i {
+                if !joined_by_space(text, &words[j - 1], &words[j]) {
+                    break;
+                }
+                phrase.push(' ');
+                phrase.push_str(&words[j].lower);
+            }
+            if PLACES.contains(&phrase) {
+                best = Some(j);
+            }
+        }
+        let Some(j) = best else {
+            i += 1;
+            continue;
+        };
+        let run = &words[i..=j];
+        let Some(shaped) = place_shape(run) else {
+            i += 1;
+            continue;
+        };
+        let common = run.len() == 1 && run[0].common();
+        let mut score: f32 = match (shaped, common) {
+            (true, false) => 0.55,
+            (true, true) => 0.35,
+            (false, false) => 0.3,
+            (false, true) => 0.05,
+        };
+        if i > 0 && words[i - 1].in_list(PLACE_PREPOSITIONS) && joined_by_space(text, &words[i - 1], &words[i]) {
+            score += 0.2;
+        }
+        out.push(Detection::new(run[0].start, run[run.len() - 1].end, Entity::Location, score, phrase_of(run)));
+        i = j + 1;
+    }
+}
+
+fn phrase_of(words: &[Word]) -> String {
+    words.iter().map(|w| w.lower.as_str()).collect::<Vec<_>>().join(" ")
+}
+
+static STREET: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    let word = r"[\p{L}\p{M}][\p{L}\p{M}.'’\-]*";
+    let number = r"[0-9]{1,5}[a-zA-Z]?";
+    let english = r"street|st|road|rd|avenue|ave|lane|ln|drive|dr|boulevard|blvd|court|ct|way|place|pl|square|sq|terrace|close|crescent|parkway|pkwy|highway|hwy|circle|cir|trail|alley|row|walk|gardens|mews";
+    let glued = r"straat|strasse|straße|str|gasse|weg|laan|plein|gracht|kade|singel|gatan|vägen|gränd|torget|vej|gade|veien|gata|katu|tie|utca|útja|ulica|allee|platz|ring|damm|ufer|gürtel|steig|park";
+    let before = r"rue|via|viale|calle|avenida|av|rua|praça|plaza|piazza|chemin|allée|boulevard|quai|impasse|carrer|paseo|ulica|ul|aleja|al|πλατεία|οδός|leoforos";
+    [
+        // `221B Baker Street`, `23 8 Wressle Road`, `230 Wit Rd`
+        format!(r"(?i)\b(?:{number}\s+){{1,2}}(?:{word}\s+){{0,4}}(?:{english})\b\.?"),
+        // `Nassaustraat 123`, `Weblinger Gürtel 92`, `árpád fejedelem útja 45.`
+        format!(r"(?i)\b(?:{number}\s+)?(?:{word}\s+){{0,3}}[\p{{L}}\p{{M}}]*(?:{glued})\.?\s+{number}\b\.?"),
+        // `107 Rue Abdelaziz Thâalbi`, `Πλατεία Μαβίλη 170`
+        format!(r"(?i)\b(?:{number}\s+)?(?:{before})\.?\s+(?:{word}\s*){{1,4}}?(?:\s{number}\b)?"),
+        // `46 velký průhon 426`, `87 Jakobi 69`: a number, one to three words, a number.
+        format!(r"\b{number}\s+(?:{word}\s+){{1,3}}{number}\b"),
+    ]
+    .iter()
+    .map(|p| Regex::new(p).expect("invariant: valid pattern"))
+    .collect()
+});
+static UNIT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:apt|apartment|suite|ste|unit|flat|room|floor|po box|p\.o\. box)\.?\s*#?\s*[0-9]{1,5}[a-z]?\b")
+        .expect("invariant: valid pattern")
+});
+static POST_CODE_AFTER_LABEL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:zip|zip code|postal code|postcode|post code)\s*:?\s*([0-9]{4,6}(?:-[0-9]{4})?)\b")
+        .expect("invariant: valid pattern")
+});
+/// One part of an address block after a street line: a unit, words of a city or region (up
+/// to four), a region code, a country, a post code, or the `nan` of a missing field.
+static BLOCK_PART: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^[ \t]*(?:(?i:apt|apartment|suite|ste|unit)\.?\s*#?\s*[0-9]{1,5}[a-zA-Z]?|nan|[0-9]{4,6}(?:-[0-9]{4})?|[\p{Lu}][\p{L}\p{M}.'’\-]*(?:[ \t]+(?:[\p{Lu}][\p{L}\p{M}.'’\-]*|and|de|nad|of|la|\([^)\n]{1,40}\))){0,4}(?:[ \t]+[0-9]{4,6})?|[\p{Ll}][\p{L}\p{M}]+(?:[ \t]+[0-9]{4,6})?)[ \t]*\.?",
+    )
+    .expect("invariant: valid pattern")
+});
+
+fn addresses(text: &str, out: &mut Vec<Detection>) {
+    let mut found: Vec<(usize, usize, f32)> = Vec::new();
+    for (k, street) in STREET.iter().enumerate() {
+        for m in street.find_iter(text) {
+            let mut start = m.start();
+            if k == 1 && !m.as_str().starts_with(|c: char| c.is_ascii_digit()) {
+                // `Filip lives on Nassaustraat 123`: the street's name starts after the last
+                // ordinary word.
+                let words = tokenize(m.as_str());
+                let street_word = words.iter().rposition(|w| !w.text.chars().all(|c| c.is_ascii_digit())).unwrap_or(0);
+                if let Some(last_common) = words[..street_word].iter().rposition(Word::common) {
+                    start = m.start() + words[last_common + 1].start;
+                }
+            }
+            let s = &text[start..m.end()];
+            let s = s.trim_end();
+            // The generic number-words-number shape needs context or a block after it.
+            let score = if k == 3 { 0.4 } else { 0.7 };
+            found.push((start, start + s.len(), score));
+        }
+    }
+    for m in UNIT.find_iter(text) {
+        found.push((m.start(), m.end(), 0.6));
+    }
+    for c in POST_CODE_AFTER_LABEL.captures_iter(text) {
+        let code = c.get(1).expect("invariant: group 1 always takes part");
+        found.push((code.start(), code.end(), 0.7));
+    }
+    for (start, end, score) in found {
+        let (end, parts) = extend_block(text, end);
+        let score = if parts > 0 { score.max(0.7) } else { score };
+        out.push(Detection::new(start, end, Entity::Address, score, text[start..end].to_lowercase()));
+    }
+}
+
+/// Extends an address over the parts that follow it, separated by commas or line breaks (at most
+/// four lines): returns the new end and how many parts were added.
+fn extend_block(text: &str, mut end: usize) -> (usize, usize) {
+    let mut parts = 0;
+    let mut lines = 0;
+    loop {
+        let rest = &text[end..];
+        let sep_len = rest.len() - rest.trim_start_matches([' ', '\t', ',', '\n']).len();
+        let sep = &rest[..sep_len];
+        lines += sep.matches('\n').count();
+        if lines > 4 || (sep_len == 0 && parts > 0) {
+            break;
+        }
+        let after = &rest[sep_len..];
+        let Some(m) = BLOCK_PART.find(after) else { break };
+        let part = m.as_str().trim_end_matches([' ', '\t']);
+        if part.trim().is_empty() {
+            break;
+        }
+        // A part ends at a line break or a comma; a sentence going on after it is not an address.
+        let next = after[part.len()..].chars().next();
+        if !matches!(next, None | Some('\n' | ',' | '.' | ' ' | '\t')) {
+            break;
+        }
+        // On the same line after only spaces, only a unit, a post code or capitalised words
+        // (`… 92 Apt. 584 HEILIGENBRUNN France`) go on the address; prose does not.
+        let same_line = !sep.contains(['\n', ',']);
+        if same_line && part.starts_with(|c: char| c.is_lowercase()) {
+            break;
+        }
+        end += sep_len + part.len();
+        parts += 1;
+    }
+    (end, parts)
+}
+
+static ORG_PARTNERS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b\p{Lu}[\p{Ll}\p{M}]+(?:, \p{Lu}[\p{Ll}\p{M}]+)* and \p{Lu}[\p{Ll}\p{M}]+\b")
+        .expect("invariant: valid pattern")
+});
+
+fn organizations(text: &str, words: &[Word], out: &mut Vec<Detection>) {
+    for (i, w) in words.iter().enumerate() {
+        if !w.in_list(ORG_SUFFIXES) || !(w.capitalized() || w.upper()) || i == 0 {
+            continue;
+        }
+        // Up to three capitalised words before the company word, on the same line.
+        let mut start = i;
+        while start > 0
+            && i - start < 3
+            && joined_by_space(text, &words[start - 1], &words[start])
+            && (words[start - 1].capitalized() || words[start - 1].upper())
+            && !words[start - 1].in_list(TITLES)
+        {
+            start -= 1;
+        }
+        if start == i {
+            continue;
+        }
+        let end = if text[w.end..].starts_with('.') { w.end + 1 } else { w.end };
+        let first = &words[start];
+        let score = if sentence_start(text, words, start) && first.common() { 0.4 } else { 0.6 };
+        out.push(Detection::new(first.start, end, Entity::Organization, score, text[first.start..end].to_lowercase()));
+    }
+    for m in ORG_PARTNERS.find_iter(text) {
+        let names: Vec<&str> = m.as_str().split([',', ' ']).filter(|p| !p.is_empty() && *p != "and").collect();
+        if names.len() >= 2 && names.iter().all(|n| LAST_NAMES.contains(n.to_lowercase())) {
+            out.push(Detection::new(m.start(), m.end(), Entity::Organization, 0.6, m.as_str().to_lowercase()));
+        }
+    }
+    let lower = text.to_lowercase();
+    for (at, _) in lower.match_indices("university of ") {
+        let tail = &words.iter().filter(|w| w.start >= at + "university of ".len()).take(3).collect::<Vec<_>>();
+        let mut end = None;
+        for (k, w) in tail.iter().enumerate() {
+            let gap_ok = k == 0 || joined_by_space(text, tail[k - 1], w);
+            if gap_ok && (w.capitalized() || w.upper()) {
+                end = Some(w.end);
+            } else {
+                break;
+            }
+        }
+        if let Some(end) = end
+            && text.is_char_boundary(at)
+        {
+            out.push(Detection::new(at, end, Entity::Organization, 0.6, lower[at..end].to_owned()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Analyzer;
+
+    fn found(text: &str, entity: Entity) -> Vec<String> {
+        Analyzer::new(&[entity]).analyze(text).into_iter().map(|d| text[d.start..d.end].to_owned()).collect()
+    }
+
+    #[test]
+    fn gazetteers_load_and_answer() {
+        assert!(FIRST_NAMES.contains("john") && LAST_NAMES.contains("smith"));
+        assert!(PLACES.contains("denmark") && PLACES.contains("paris"));
+        assert!(COMMON_WORDS.get("the") == Some(1));
+    }
+
+    #[test]
+    fn people_by_names_titles_and_context() {
+        assert_eq!(found("I met Megan Payne yesterday.", Entity::Person), vec!["Megan Payne"]);
+        assert_eq!(found("Please call Dr. Nielsen today", Entity::Person), vec!["Nielsen"]);
+        assert_eq!(found("\"Yes,\" says Eklund.", Entity::Person), vec!["Eklund"]);
+        assert_eq!(found("billing address: john smith", Entity::Person), vec!["john smith"]);
+        assert_eq!(found("Janice Brkić MD called", Entity::Person), vec!["Janice Brkić MD"]);
+        assert!(found("We will mark the date and hope for the best.", Entity::Person).is_empty());
+    }
+
+    #[test]
+    fn places_with_case_and_prepositions() {
+        assert_eq!(found("She grew up in Denmark.", Entity::Location), vec!["Denmark"]);
+        assert_eq!(found("flights to Paris and Ústí nad Labem", Entity::Location), vec!["Paris", "Ústí nad Labem"]);
+        assert!(found("a nice and mobile phone", Entity::Location).is_empty());
+    }
+
+    #[test]
+    fn street_addresses_and_their_blocks() {
+        assert_eq!(found("Filip lives on Nassaustraat 123 street.", Entity::Address), vec!["Nassaustraat 123"]);
+        assert_eq!(found("The restaurant is at 221B Baker Street", Entity::Address), vec!["221B Baker Street"]);
+        assert_eq!(
+            found(
+                "Please return to 39 79 Argyll Road\nNoorderwijk\n, VAN\n Portugal 76970 in case of an issue.",
+                Entity::Address
+            ),
+            vec!["39 79 Argyll Road\nNoorderwijk\n, VAN\n Portugal 76970"]
+        );
+        assert_eq!(found("ZIP: 11164", Entity::Address), vec!["11164"]);
+        assert_eq!(found("see Apt. 018 upstairs", Entity::Address), vec!["Apt. 018"]);
+        assert!(found("I bought 3 apples and 2 pears.", Entity::Address).is_empty());
+    }
+
+    #[test]
+    fn organizations_by_company_words_and_partners() {
+        assert_eq!(found("He works at Tableau Software now", Entity::Organization), vec!["Tableau Software"]);
+        assert_eq!(found("Areavibes Inc\n27", Entity::Organization), vec!["Areavibes Inc"]);
+        assert_eq!(found("at Hubbard, Fox and Gillespie.", Entity::Organization), vec!["Hubbard, Fox and Gillespie"]);
+        assert_eq!(
+            found("studying at the University of Zafferana Etnea.", Entity::Organization),
+            vec!["University of Zafferana Etnea"]
+        );
+    }
+}
