@@ -10,6 +10,7 @@ mod fuzz;
 mod graph;
 mod pii;
 mod plugin;
+mod privacy;
 mod retrieval;
 mod run;
 mod util;

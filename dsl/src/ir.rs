@@ -51,9 +51,61 @@ pub struct Pipeline {
     pub stages: Vec<Stage>,
     pub output: Expr,
     pub tests: Vec<TestCase>,
+    /// The pipeline's privacy policy (`privacy { … }`).
+    pub privacy: Privacy,
     /// Where the pipeline's name is declared.
     pub loc: Loc,
 }
+
+/// `privacy { egress "strict" allow "location" … }` (spec/privacy.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Privacy {
+    pub egress: Egress,
+    /// Entity types (`location`, `date-time`…) the egress guard lets through.
+    pub allow: Vec<String>,
+}
+
+/// What the host checks in every request to the LLM.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Egress {
+    /// Nothing: requests go out as the stages wrote them.
+    #[default]
+    Off,
+    /// Every request is scanned for personal data and refused if it carries any.
+    Strict,
+}
+
+impl Egress {
+    pub const NAMES: [&str; 2] = ["off", "strict"];
+
+    pub fn parse(word: &str) -> Option<Egress> {
+        match word {
+            "off" => Some(Egress::Off),
+            "strict" => Some(Egress::Strict),
+            _ => None,
+        }
+    }
+}
+
+/// The entity types of the PII recognizers, as pipelines name them (`builtin:pii-redact`'s
+/// `entities`, `privacy { allow … }`). The engine checks that this list is the recognizers'.
+pub const PII_ENTITIES: [&str; 15] = [
+    "email",
+    "phone",
+    "credit-card",
+    "iban",
+    "us-ssn",
+    "ip",
+    "url",
+    "date-time",
+    "us-driver-license",
+    "us-passport",
+    "crypto",
+    "person",
+    "location",
+    "address",
+    "organization",
+];
 
 impl Pipeline {
     pub fn stage(&self, id: StageId) -> &Stage {

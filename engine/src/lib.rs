@@ -26,6 +26,7 @@
 pub mod exec;
 pub mod host;
 pub mod llm;
+pub mod privacy;
 pub mod registry;
 pub mod retrieval;
 pub mod store;

@@ -297,6 +297,7 @@ fn check_pipeline(decl: &PipelineDecl, registry: &dyn Registry, diags: &mut Vec<
         stages,
         output: output?,
         tests,
+        privacy: decl.privacy.clone().unwrap_or_default(),
         loc: decl.name.loc,
     };
     into_topological_order(&mut pipeline, &graph::topo_order(&deps));

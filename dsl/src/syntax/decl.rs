@@ -51,6 +51,7 @@ pub struct PipelineDecl {
     pub stages: Vec<StageDecl>,
     pub output: Option<OutputDecl>,
     pub tests: Vec<TestDecl>,
+    pub privacy: Option<crate::ir::Privacy>,
 }
 
 /// `input "name" type="text" default=…`.

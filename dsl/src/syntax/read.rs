@@ -11,7 +11,8 @@ use crate::types::{Type, parse_timestamp};
 
 type Diags = Vec<Diagnostic>;
 
-const PIPELINE_CHILDREN: &[&str] = &["description", "input", "stage", "output", "test"];
+const PIPELINE_CHILDREN: &[&str] = &["description", "input", "stage", "output", "test", "privacy"];
+const PRIVACY_CHILDREN: &[&str] = &["egress", "allow"];
 const STAGE_PROPS: &[&str] = &["use", "grants", "cache", "on-error", "when", "timeout"];
 const INPUT_PROPS: &[&str] = &["type", "default"];
 const TEST_CHILDREN: &[&str] = &["user", "input", "expect"];
@@ -39,8 +40,10 @@ fn read_pipeline(node: &KdlNode, diags: &mut Diags) -> PipelineDecl {
         stages: Vec::new(),
         output: None,
         tests: Vec::new(),
+        privacy: None,
     };
     let mut seen_description: Option<Loc> = None;
+    let mut seen_privacy: Option<Loc> = None;
     for child in children(node) {
         no_annotations(child, diags);
         match child.name().value() {
@@ -68,12 +71,84 @@ fn read_pipeline(node: &KdlNode, diags: &mut Diags) -> PipelineDecl {
                 decl.output = Some(OutputDecl { expr, loc: node_loc(child) });
             }
             "test" => decl.tests.push(read_test(child, diags)),
+            "privacy" => {
+                once(&mut seen_privacy, child, diags);
+                decl.privacy = Some(read_privacy(child, diags));
+            }
             other => {
                 diags.push(unknown(NameKind::Node, other, node_name_loc(child), PIPELINE_CHILDREN, "in a pipeline"))
             }
         }
     }
     decl
+}
+
+/// `privacy { egress "strict" allow "location" "date-time" }`.
+fn read_privacy(node: &KdlNode, diags: &mut Diags) -> crate::ir::Privacy {
+    use crate::ir::{Egress, PII_ENTITIES, Privacy};
+    no_props(node, diags);
+    no_args(node, diags);
+    let mut privacy = Privacy::default();
+    let mut seen_egress: Option<Loc> = None;
+    for child in children(node) {
+        no_annotations(child, diags);
+        no_props(child, diags);
+        no_children(child, diags);
+        match child.name().value() {
+            "egress" => {
+                once(&mut seen_egress, child, diags);
+                match single_arg(child, "one of \"off\", \"strict\"", diags) {
+                    Some(Arg { value: Lit::Text(word), loc, .. }) => match Egress::parse(&word) {
+                        Some(e) => privacy.egress = e,
+                        None => diags.push(Diagnostic::error(
+                            Problem::BadValue {
+                                key: "egress".into(),
+                                reason: format!("`{word}` is not `off` or `strict`"),
+                                suggestion: closest(&word, Egress::NAMES.iter().copied()),
+                            },
+                            loc,
+                        )),
+                    },
+                    Some(a) => diags.push(shape(child, "one of \"off\", \"strict\"", a.loc)),
+                    None => {}
+                }
+            }
+            "allow" => {
+                let args: Vec<&KdlEntry> = child.entries().iter().filter(|e| e.name().is_none()).collect();
+                if args.is_empty() {
+                    diags.push(Diagnostic::error(
+                        Problem::Missing { node: "allow".into(), what: "one or more entity types".into() },
+                        node_loc(child),
+                    ));
+                }
+                for entry in args {
+                    let arg = to_arg(entry);
+                    match &arg.value {
+                        Lit::Text(word) if PII_ENTITIES.contains(&word.as_str()) => {
+                            if !privacy.allow.contains(word) {
+                                privacy.allow.push(word.clone());
+                            }
+                        }
+                        Lit::Text(word) => diags.push(Diagnostic::error(
+                            Problem::BadValue {
+                                key: "allow".into(),
+                                reason: format!("`{word}` is not an entity type"),
+                                suggestion: closest(word, PII_ENTITIES.iter().copied()),
+                            },
+                            arg.loc,
+                        )),
+                        other => diags.push(shape(
+                            child,
+                            &format!("entity type strings, found {}", other.describe()),
+                            arg.loc,
+                        )),
+                    }
+                }
+            }
+            other => diags.push(unknown(NameKind::Node, other, node_name_loc(child), PRIVACY_CHILDREN, "in `privacy`")),
+        }
+    }
+    privacy
 }
 
 fn read_input(node: &KdlNode, diags: &mut Diags) -> InputDecl {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use sha2::Digest as _;
 use tailor_dsl::eval::{self, Env, Limits};
-use tailor_dsl::ir::{Bound, InputId, OnError, Pipeline, SettingValue, StageId};
+use tailor_dsl::ir::{Bound, Egress, InputId, OnError, Pipeline, SettingValue, StageId};
 use tailor_dsl::span::Loc;
 use tailor_dsl::types::{Item, Value};
 use tokio::task::JoinSet;
@@ -29,6 +29,7 @@ use tokio::task::JoinSet;
 pub use self::cache::{CacheKey, MemoryStageCache, StageCache};
 use crate::host::services::{ItemFilter, Scope, Services};
 use crate::host::{Call, CallContext, CallLimits, LogLine, PluginHost, StageError};
+use crate::privacy::{EgressGuard, Vault};
 use crate::registry::Catalog;
 
 /// A pipeline ready to run: the checked graph and a fingerprint of it that changes whenever its
@@ -223,9 +224,14 @@ impl Executor {
     }
 
     /// Runs the pipeline to its output.
-    pub async fn run(&self, request: RunRequest) -> Result<RunReport, RunFailure> {
+    pub async fn run(&self, mut request: RunRequest) -> Result<RunReport, RunFailure> {
         let started = Instant::now();
         let pipeline = Arc::clone(&request.loaded.pipeline);
+        if pipeline.privacy.egress == Egress::Strict
+            && let Some(inner) = request.services.complete.take()
+        {
+            request.services.complete = Some(Arc::new(EgressGuard::new(inner, &pipeline.privacy.allow)));
+        }
         let fail = |error, stages| Err(RunFailure { error, stages });
         let mut reports: Vec<StageReport> = pipeline.stages.iter().map(StageReport::cancelled).collect();
         if request.inputs.len() != pipeline.inputs.len() {
@@ -243,6 +249,7 @@ impl Executor {
             cache: Arc::clone(&self.cache),
             limits: self.limits,
             started,
+            vault: std::sync::Mutex::default(),
         });
         let n = pipeline.stages.len();
         let mut outputs: Vec<Option<Arc<[Value]>>> = vec![None; n];
@@ -296,7 +303,10 @@ impl Executor {
         let values = Values { inputs: Arc::clone(&shared.inputs), outputs, test_output: None };
         let limits = Limits { fuel: self.limits.eval_fuel, now: request.services.clock.now() };
         match eval::eval_expr(&pipeline.output, &values, &[], limits) {
-            Ok(output) => Ok(RunReport { output, stages: reports, elapsed: started.elapsed() }),
+            Ok(output) => {
+                let output = shared.vault().restore(&output);
+                Ok(RunReport { output, stages: reports, elapsed: started.elapsed() })
+            }
             Err(f) => fail(RunError::Output { loc: f.loc, error: f.error }, reports),
         }
     }
@@ -360,6 +370,15 @@ struct Shared {
     cache: Arc<dyn StageCache>,
     limits: ExecLimits,
     started: Instant,
+    /// The run's placeholders (spec/privacy.md).
+    vault: std::sync::Mutex<Vault>,
+}
+
+impl Shared {
+    fn vault(&self) -> std::sync::MutexGuard<'_, Vault> {
+        // A panic while holding the lock leaves a vault whose entries are each whole.
+        self.vault.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The values an expression may read: the inputs and the outputs of finished stages.
@@ -493,9 +512,17 @@ async fn run_stage(shared: &Shared, id: StageId, values: Values) -> StageResult 
             error,
         })?;
         let mut by_name: BTreeMap<String, Value> = out.outputs.into_iter().collect();
-        let produced: Vec<Value> =
+        let mut produced: Vec<Value> =
             stage.outputs.iter().map(|slot| by_name.remove(&slot.name).unwrap_or_else(|| slot.ty.zero())).collect();
-        if let Some((key, ttl)) = key {
+        if !out.restore.is_empty() {
+            // Placeholders: the run's vault keeps the originals and makes the names consistent
+            // with earlier stages'. Not cached: a cached result would come without them.
+            let renames = shared.vault().absorb(out.restore);
+            if !renames.is_empty() {
+                let rename = |t: &str| crate::privacy::rewrite(t, |p| renames.get(p).cloned());
+                produced = produced.iter().map(|v| crate::privacy::map_texts(v, &rename)).collect();
+            }
+        } else if let Some((key, ttl)) = key {
             shared.cache.put(key, produced.clone(), ttl).await;
         }
         Ok((Outcome::Ran, produced, inputs, out.logs))

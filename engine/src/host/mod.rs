@@ -129,7 +129,13 @@ pub struct CallOutput {
     /// One value per declared output port, in the descriptor's order.
     pub outputs: Vec<(String, Value)>,
     pub logs: Vec<LogLine>,
+    /// From a privacy stage: each placeholder it put in and the text it replaced, for the host
+    /// to restore in the run's final output (spec/privacy.md). Never visible to other stages.
+    pub restore: Vec<(String, String)>,
 }
+
+/// The undeclared output in which a privacy plugin hands the host its placeholders.
+pub const RESTORE_OUTPUT: &str = "restore";
 
 /// Why a stage call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -433,8 +439,9 @@ impl Plugin {
                 });
             }
         };
+        let (outputs, restore) = take_restore(desc, outputs)?;
         let outputs = check_outputs(desc, outputs, limits.output_bytes)?;
-        Ok(CallOutput { outputs, logs })
+        Ok(CallOutput { outputs, logs, restore })
     }
 }
 
@@ -451,6 +458,49 @@ fn host_error_text(e: &bindings::types::HostError) -> String {
         H::InvalidRequest(m) => format!("invalid request: {m}"),
         H::Limit(m) => format!("limit: {m}"),
     }
+}
+
+/// Splits a privacy plugin's `restore` output (a JSON object of placeholder → original text)
+/// from its declared outputs. Other kinds of plugins have no such output.
+#[allow(clippy::type_complexity)]
+fn take_restore(
+    desc: &Descriptor,
+    mut outputs: Vec<bindings::types::Named>,
+) -> Result<(Vec<bindings::types::Named>, Vec<(String, String)>), StageError> {
+    let Some(at) = outputs.iter().position(|n| n.name == RESTORE_OUTPUT && desc.output(RESTORE_OUTPUT).is_none())
+    else {
+        return Ok((outputs, Vec::new()));
+    };
+    if desc.kind != tailor_dsl::descriptor::StageKind::Privacy {
+        return Err(StageError::MalformedOutput {
+            reason: format!("`{RESTORE_OUTPUT}` is not an output of {}: only privacy plugins restore", desc.name),
+        });
+    }
+    let bad = |why: &str| StageError::MalformedOutput { reason: format!("`{RESTORE_OUTPUT}`: {why}") };
+    let bindings::types::Value::Json(text) = outputs.remove(at).value else {
+        return Err(bad("expected a JSON object of placeholder to text"));
+    };
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
+    let object = json.as_object().ok_or_else(|| bad("expected a JSON object of placeholder to text"))?;
+    let mut pairs = Vec::with_capacity(object.len());
+    for (placeholder, original) in object {
+        let original = original.as_str().ok_or_else(|| bad(&format!("`{placeholder}` maps to a non-text")))?;
+        if !is_placeholder(placeholder) {
+            return Err(bad(&format!("`{placeholder}` is not a placeholder like `<EMAIL_1>`")));
+        }
+        pairs.push((placeholder.clone(), original.to_owned()));
+    }
+    Ok((outputs, pairs))
+}
+
+/// `<LABEL_N>`: upper-case letters and `_`, then `_` and a number.
+pub fn is_placeholder(s: &str) -> bool {
+    let Some(inner) = s.strip_prefix('<').and_then(|s| s.strip_suffix('>')) else { return false };
+    let Some((label, n)) = inner.rsplit_once('_') else { return false };
+    !label.is_empty()
+        && label.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+        && !n.is_empty()
+        && n.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The plugin's outputs, checked against its descriptor: every declared port exactly once, no

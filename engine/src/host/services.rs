@@ -28,6 +28,10 @@ pub enum ServiceError {
     InvalidRequest(String),
     #[error("limit reached: {0}")]
     Limit(String),
+    /// The egress guard refused the request (spec/privacy.md); plugins see it as an invalid
+    /// request with this message.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 /// A condition on items (a stage's `where`), applied by the search service before ranking.

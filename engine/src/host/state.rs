@@ -160,6 +160,7 @@ impl From<ServiceError> for HostError {
             ServiceError::Unavailable(m) => HostError::Unavailable(m),
             ServiceError::InvalidRequest(m) => HostError::InvalidRequest(m),
             ServiceError::Limit(m) => HostError::Limit(m),
+            ServiceError::Refused(m) => HostError::InvalidRequest(format!("refused: {m}")),
         }
     }
 }

@@ -9,6 +9,8 @@
 //!   appearance, the same number for the same (normalised) value within a call; `mask` → one
 //!   `*` per character; `tag` → `<EMAIL>`; `hash` → `<EMAIL_3f9a1c02>`, keyed by `hash-key`.
 //! - `found` lists the entity names replaced, sorted and unique.
+//! - With placeholders, the undeclared output `restore` hands the host each placeholder and the
+//!   text it replaced; the host keeps them for the run and restores them in its final output.
 
 use tailor_pii::{Analyzer, Entity, Operator, redact};
 use tailor_plugin_sdk::prelude::*;
@@ -63,7 +65,14 @@ impl Plugin for PiiRedact {
         };
         let redaction = redact(text, &analyzer.analyze(text), &operator);
         let found: Vec<String> = redaction.found.iter().map(|e| e.name().to_owned()).collect();
-        Ok(Outputs::new().text("text", redaction.text).texts("found", found))
+        let mut outputs = Outputs::new().text("text", redaction.text).texts("found", found);
+        if !redaction.mapping.is_empty() {
+            // To the host only (spec/privacy.md): it restores the placeholders in the run's output.
+            let restore: serde_json::Map<String, serde_json::Value> =
+                redaction.mapping.into_iter().map(|(p, original)| (p, original.into())).collect();
+            outputs = outputs.json("restore", restore.into());
+        }
+        Ok(outputs)
     }
 }
 
@@ -111,6 +120,15 @@ mod tests {
         let out = run("Mail a@x.io, call +1 415 555 2671.", Config::new()).unwrap();
         assert_eq!(out.get("text"), Some(&Value::Text("Mail <EMAIL_1>, call <PHONE_1>.".into())));
         assert_eq!(out.get("found"), Some(&Value::Texts(vec!["email".into(), "phone".into()])));
+    }
+
+    #[test]
+    fn placeholders_go_to_the_host_for_restoring() {
+        let out = run("Mail a@x.io or b@y.io, again a@x.io.", Config::new()).unwrap();
+        let Some(Value::Json(restore)) = out.get("restore") else { panic!("{out:?}") };
+        assert_eq!(restore, &serde_json::json!({"<EMAIL_1>": "a@x.io", "<EMAIL_2>": "b@y.io"}));
+        let out = run("Mail a@x.io.", Config::new().with("operator", "mask")).unwrap();
+        assert!(out.get("restore").is_none(), "masks cannot be restored");
     }
 
     #[test]
