@@ -84,6 +84,7 @@ fn main() {
     let history_version = rt.block_on(store.history_version(TENANT, USER)).unwrap();
     println!("{RUNS} runs each after {WARMUP} warm-up runs; the LLM answers at once\n");
     println!("{:<20} {:>22} {:>22} {:>8}", "pipeline", "cached p50 / p99", "uncached p50 / p99", "ratio");
+    let mut stage_times = Vec::new();
     for (name, text) in [
         ("persona-chat", include_str!("../examples/persona-chat.kdl")),
         ("writing-assistant", include_str!("../examples/writing-assistant.kdl")),
@@ -109,9 +110,16 @@ fn main() {
                 deadline: None,
             };
             let mut times = Vec::with_capacity(RUNS);
+            let mut stages: Vec<(String, Vec<Duration>)> = Vec::new();
             for i in 0..WARMUP + RUNS {
                 let start = Instant::now();
                 let report = rt.block_on(executor.run(request())).unwrap_or_else(|f| panic!("{name}: {}", f.error));
+                for (k, s) in report.stages.iter().enumerate() {
+                    if stages.len() <= k {
+                        stages.push((format!("{} ({})", s.label, s.plugin), Vec::new()));
+                    }
+                    stages[k].1.push(s.elapsed);
+                }
                 assert!(
                     report.stages.iter().all(|s| !matches!(s.outcome, tailor_engine::exec::Outcome::Failed { .. }))
                 );
@@ -120,10 +128,17 @@ fn main() {
                 }
             }
             times.sort();
-            times
+            let stages: Vec<(String, Duration)> = stages
+                .into_iter()
+                .map(|(label, mut t)| {
+                    t.sort();
+                    (label, t[t.len() / 2])
+                })
+                .collect();
+            (times, stages)
         };
-        let cached = measure(Arc::new(MemoryStageCache::new(4096)));
-        let uncached = measure(Arc::new(NoCache));
+        let (cached, _) = measure(Arc::new(MemoryStageCache::new(4096)));
+        let (uncached, stages) = measure(Arc::new(NoCache));
         let (c50, u50) = (percentile(&cached, 0.5), percentile(&uncached, 0.5));
         println!(
             "{name:<20} {:>9.2} / {:>6.2} ms {:>9.2} / {:>6.2} ms {:>7.2}×",
@@ -133,6 +148,12 @@ fn main() {
             ms(percentile(&uncached, 0.99)),
             u50.as_secs_f64() / c50.as_secs_f64()
         );
+        stage_times.push((name, stages));
+    }
+    println!("\nmedian time per stage, uncached:");
+    for (name, stages) in stage_times {
+        let parts: Vec<String> = stages.iter().map(|(label, t)| format!("{label} {:.2} ms", ms(*t))).collect();
+        println!("  {name}: {}", parts.join(", "));
     }
 }
 

@@ -341,41 +341,121 @@ fn phrase_of(words: &[Word]) -> String {
 }
 
 static STREET: LazyLock<Vec<Regex>> = LazyLock::new(|| {
-    let word = r"[\p{L}\p{M}][\p{L}\p{M}.'’\-]*";
+    // Any run without spaces, digits or sentence punctuation: a small class, so these patterns
+    // stay cheap to compile in every plugin instance (a Unicode letter class repeated is not).
+    let word = r"[^\s\d,;:!?()<>\[\]{}\x22]+";
     let number = r"[0-9]{1,5}[a-zA-Z]?";
     let english = r"street|st|road|rd|avenue|ave|lane|ln|drive|dr|boulevard|blvd|court|ct|way|place|pl|square|sq|terrace|close|crescent|parkway|pkwy|highway|hwy|circle|cir|trail|alley|row|walk|gardens|mews";
     let glued = r"straat|strasse|straße|str|gasse|weg|laan|plein|gracht|kade|singel|gatan|vägen|gränd|torget|vej|gade|veien|gata|katu|tie|utca|útja|ulica|allee|platz|ring|damm|ufer|gürtel|steig|park";
     let before = r"rue|via|viale|calle|avenida|av|rua|praça|plaza|piazza|chemin|allée|boulevard|quai|impasse|carrer|paseo|ulica|ul|aleja|al|πλατεία|οδός|leoforos";
     [
         // `221B Baker Street`, `23 8 Wressle Road`, `230 Wit Rd`
-        format!(r"(?i)\b(?:{number}\s+){{1,2}}(?:{word}\s+){{0,4}}(?:{english})\b\.?"),
+        format!(r"(?-u:\b)(?:{number}\s+){{1,2}}(?:{word}\s+){{0,4}}(?i:{english})(?-u:\b)\.?"),
         // `Nassaustraat 123`, `Weblinger Gürtel 92`, `árpád fejedelem útja 45.`
-        format!(r"(?i)\b(?:{number}\s+)?(?:{word}\s+){{0,3}}[\p{{L}}\p{{M}}]*(?:{glued})\.?\s+{number}\b\.?"),
+        format!(r"(?-u:\b)(?:{number}\s+)?(?:{word}\s+){{0,3}}[^\s\d,;:!?()<>\[\]{{}}\x22]*(?i:{glued})\.?\s+{number}(?-u:\b)\.?"),
         // `107 Rue Abdelaziz Thâalbi`, `Πλατεία Μαβίλη 170`
-        format!(r"(?i)\b(?:{number}\s+)?(?:{before})\.?\s+(?:{word}\s*){{1,4}}?(?:\s{number}\b)?"),
+        format!(r"(?-u:\b)(?:{number}\s+)?(?i:{before})\.?\s+(?:{word}\s*){{1,4}}?(?:\s{number}(?-u:\b))?"),
         // `46 velký průhon 426`, `87 Jakobi 69`: a number, one to three words, a number.
-        format!(r"\b{number}\s+(?:{word}\s+){{1,3}}{number}\b"),
+        format!(r"(?-u:\b){number}\s+(?:{word}\s+){{1,3}}{number}(?-u:\b)"),
     ]
     .iter()
     .map(|p| Regex::new(p).expect("invariant: valid pattern"))
     .collect()
 });
 static UNIT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:apt|apartment|suite|ste|unit|flat|room|floor|po box|p\.o\. box)\.?\s*#?\s*[0-9]{1,5}[a-z]?\b")
+    Regex::new(r"(?i)(?-u:\b)(?:apt|apartment|suite|ste|unit|flat|room|floor|po box|p\.o\. box)\.?\s*#?\s*[0-9]{1,5}[a-z]?(?-u:\b)")
         .expect("invariant: valid pattern")
 });
 static POST_CODE_AFTER_LABEL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:zip|zip code|postal code|postcode|post code)\s*:?\s*([0-9]{4,6}(?:-[0-9]{4})?)\b")
+    Regex::new(r"(?i)(?-u:\b)(?:zip|zip code|postal code|postcode|post code)\s*:?\s*([0-9]{4,6}(?:-[0-9]{4})?)(?-u:\b)")
         .expect("invariant: valid pattern")
 });
-/// One part of an address block after a street line: a unit, words of a city or region (up
-/// to four), a region code, a country, a post code, or the `nan` of a missing field.
-static BLOCK_PART: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^[ \t]*(?:(?i:apt|apartment|suite|ste|unit)\.?\s*#?\s*[0-9]{1,5}[a-zA-Z]?|nan|[0-9]{4,6}(?:-[0-9]{4})?|[\p{Lu}][\p{L}\p{M}.'’\-]*(?:[ \t]+(?:[\p{Lu}][\p{L}\p{M}.'’\-]*|and|de|nad|of|la|\([^)\n]{1,40}\))){0,4}(?:[ \t]+[0-9]{4,6})?|[\p{Ll}][\p{L}\p{M}]+(?:[ \t]+[0-9]{4,6})?)[ \t]*\.?",
-    )
-    .expect("invariant: valid pattern")
+/// A unit at the start of a part of an address block.
+static UNIT_START: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?i:apt|apartment|suite|ste|unit)\.?[ \t]*#?[ \t]*[0-9]{1,5}[a-zA-Z]?")
+        .expect("invariant: valid pattern")
 });
+
+/// The length of the address part at the start of `line` (after a street line): a unit, the
+/// `nan` of a missing field, a post code, up to five capitalised words (a city, region or
+/// country, with connectors such as `and` or `nad` and a bracketed alternative name) with an
+/// optional post code after them, or one lower-case word with an optional post code.
+fn block_part(line: &str) -> Option<usize> {
+    if let Some(m) = UNIT_START.find(line) {
+        return Some(m.end());
+    }
+    if line.starts_with("nan") && !line[3..].starts_with(|c: char| c.is_alphanumeric()) {
+        return Some(3);
+    }
+    let post_code = |s: &str| -> Option<usize> {
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        if !(4..=6).contains(&digits) || s[digits..].starts_with(|c: char| c.is_alphanumeric()) {
+            return None;
+        }
+        let rest = &s[digits..];
+        let plus4 = rest.strip_prefix('-').filter(|r| r.len() >= 4 && r.as_bytes()[..4].iter().all(u8::is_ascii_digit));
+        Some(digits + plus4.map_or(0, |_| 5))
+    };
+    if let Some(n) = post_code(line) {
+        return Some(n);
+    }
+    // Words separated by single spaces or tabs.
+    let mut end = 0;
+    let mut words = 0;
+    let first_lower = line.starts_with(|c: char| c.is_lowercase());
+    while words < 5 {
+        let at = &line[end..];
+        let gap = if words == 0 { 0 } else { at.len() - at.trim_start_matches([' ', '\t']).len() };
+        if words > 0 && gap == 0 {
+            break;
+        }
+        let word_start = end + gap;
+        let rest = &line[word_start..];
+        if words > 0
+            && let Some(n) = post_code(rest)
+        {
+            return Some(word_start + n);
+        }
+        let len = if rest.starts_with('(') {
+            match rest.find(')') {
+                Some(close) if words > 0 && close <= 40 => close + 1,
+                _ => break,
+            }
+        } else {
+            rest.find(|c: char| !(c.is_alphabetic() || c.is_mark_like() || ".'’-".contains(c))).unwrap_or(rest.len())
+        };
+        if len == 0 {
+            break;
+        }
+        let word = &rest[..len];
+        let capital = word.starts_with(|c: char| c.is_uppercase());
+        let connector = words > 0 && ["and", "de", "nad", "of", "la"].contains(&word);
+        let ok = capital || connector || word.starts_with('(') || (first_lower && words == 0);
+        if !ok {
+            break;
+        }
+        end = word_start + len;
+        words += 1;
+        if first_lower {
+            // One lower-case word (a city written in lower case), then maybe a post code.
+            let at = &line[end..];
+            let gap = at.len() - at.trim_start_matches([' ', '\t']).len();
+            return Some(post_code(&at[gap..]).map_or(end, |n| end + gap + n));
+        }
+    }
+    (end > 0).then_some(end)
+}
+
+/// Letters' combining marks count as part of a word.
+trait MarkLike {
+    fn is_mark_like(&self) -> bool;
+}
+
+impl MarkLike for char {
+    fn is_mark_like(&self) -> bool {
+        matches!(*self as u32, 0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F)
+    }
+}
 
 fn addresses(text: &str, out: &mut Vec<Detection>) {
     let mut found: Vec<(usize, usize, f32)> = Vec::new();
@@ -426,8 +506,10 @@ fn extend_block(text: &str, mut end: usize) -> (usize, usize) {
             break;
         }
         let after = &rest[sep_len..];
-        let Some(m) = BLOCK_PART.find(after) else { break };
-        let part = m.as_str().trim_end_matches([' ', '\t']);
+        // A part lies on one line: looking only at that line keeps this linear in the text.
+        let line = &after[..after.find('\n').unwrap_or(after.len())];
+        let Some(len) = block_part(line) else { break };
+        let part = line[..len].trim_end_matches([' ', '\t', '.']);
         if part.trim().is_empty() {
             break;
         }
@@ -449,7 +531,7 @@ fn extend_block(text: &str, mut end: usize) -> (usize, usize) {
 }
 
 static ORG_PARTNERS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b\p{Lu}[\p{Ll}\p{M}]+(?:, \p{Lu}[\p{Ll}\p{M}]+)* and \p{Lu}[\p{Ll}\p{M}]+\b")
+    Regex::new(r"(?-u:\b)\p{Lu}[\p{Ll}\p{M}]+(?:, \p{Lu}[\p{Ll}\p{M}]+)* and \p{Lu}[\p{Ll}\p{M}]+(?-u:\b)")
         .expect("invariant: valid pattern")
 });
 

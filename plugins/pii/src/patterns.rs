@@ -15,41 +15,43 @@ fn regex(pattern: &str) -> Regex {
 }
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    // `\w` is Unicode-aware: internationalised addresses (`jöhn@exämple.com`) count too.
-    regex(r"[\w.%+\-]+@\w(?:[\w\-]*\w)?(?:\.\w(?:[\w\-]*\w)?)*\.[^\W\d_]{2,63}")
+    // `\w` is Unicode-aware: internationalised addresses (`jöhn@exämple.com`) count too. The
+    // top-level domain's 63-letter limit is checked after: a bounded repetition of a Unicode
+    // class would make this pattern ~100× costlier to compile, in every plugin instance.
+    regex(r"[\w.%+\-]+@\w(?:[\w\-]*\w)?(?:\.\w(?:[\w\-]*\w)?)*\.[^\W\d_][^\W\d_]+")
 });
-static URL: LazyLock<Regex> = LazyLock::new(|| regex(r#"(?i)\b(?:https?://|ftp://|www\.)[^\s<>"'`]+"#));
-static IPV4: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b"));
+static URL: LazyLock<Regex> = LazyLock::new(|| regex(r#"(?i)(?-u:\b)(?:https?://|ftp://|www\.)[^\s<>"'`]+"#));
+static IPV4: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?-u:\b)"));
 static IPV6: LazyLock<Regex> =
     LazyLock::new(|| regex(r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-f]{1,4})?"));
 static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     regex(
-        r"(?i)(?:(?:\+|\b00)[1-9][0-9]{0,2}[ .\-]?)?(?:\([0-9]{1,4}\)[ .\-]?)?[0-9]{1,4}(?:[ .\-]?[0-9]{1,4}){1,6}(?:\s?(?:x|ext\.?|extension)\s?[0-9]{1,6})?",
+        r"(?i)(?:(?:\+|(?-u:\b)00)[1-9][0-9]{0,2}[ .\-]?)?(?:\([0-9]{1,4}\)[ .\-]?)?[0-9]{1,4}(?:[ .\-]?[0-9]{1,4}){1,6}(?:\s?(?:x|ext\.?|extension)\s?[0-9]{1,6})?",
     )
 });
-static CREDIT_CARD: LazyLock<Regex> = LazyLock::new(|| regex(r"\b[0-9](?:[ \-]?[0-9]){12,18}\b"));
-static IBAN: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)\b[a-z]{2}[0-9]{2}(?: ?[a-z0-9]){11,30}"));
-static US_SSN: LazyLock<Regex> = LazyLock::new(|| regex(r"\b[0-9]{3}[ \-][0-9]{2}[ \-][0-9]{4}\b"));
+static CREDIT_CARD: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)[0-9](?:[ \-]?[0-9]){12,18}(?-u:\b)"));
+static IBAN: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)(?-u:\b)[a-z]{2}[0-9]{2}(?: ?[a-z0-9]){11,30}"));
+static US_SSN: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)[0-9]{3}[ \-][0-9]{2}[ \-][0-9]{4}(?-u:\b)"));
 static PHONE_EXTENSION: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)\s?(?:x|ext\.?|extension)\s?[0-9]{1,6}$"));
 static DATE_ISO: LazyLock<Regex> = LazyLock::new(|| {
     regex(
-        r"\b([12][0-9]{3})-([0-9]{2})-([0-9]{2})(?:[T ][0-2][0-9]:[0-5][0-9](?::[0-5][0-9](?:\.[0-9]+)?)?(?:Z|[+\-][0-2][0-9]:?[0-5][0-9])?)?\b",
+        r"(?-u:\b)([12][0-9]{3})-([0-9]{2})-([0-9]{2})(?:[T ][0-2][0-9]:[0-5][0-9](?::[0-5][0-9](?:\.[0-9]+)?)?(?:Z|[+\-][0-2][0-9]:?[0-5][0-9])?)?(?-u:\b)",
     )
 });
 static DATE_NUMERIC: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"\b[0-9]{1,2}[/.][0-9]{1,2}[/.](?:[12][0-9]{3}|[0-9]{2})\b"));
+    LazyLock::new(|| regex(r"(?-u:\b)[0-9]{1,2}[/.][0-9]{1,2}[/.](?:[12][0-9]{3}|[0-9]{2})(?-u:\b)"));
 static DATE_WORDS: LazyLock<Regex> = LazyLock::new(|| {
     let month = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?";
     regex(&format!(
-        r"(?i)\b(?:[0-3]?[0-9](?:st|nd|rd|th)?\s+(?:of\s+)?{month},?\s+[12][0-9]{{3}}|{month}\s+[0-3]?[0-9](?:st|nd|rd|th)?,?\s+[12][0-9]{{3}}|{month}\s+[12][0-9]{{3}})\b"
+        r"(?i)(?-u:\b)(?:[0-3]?[0-9](?:st|nd|rd|th)?\s+(?:of\s+)?{month},?\s+[12][0-9]{{3}}|{month}\s+[0-3]?[0-9](?:st|nd|rd|th)?,?\s+[12][0-9]{{3}}|{month}\s+[12][0-9]{{3}})(?-u:\b)"
     ))
 });
 static DRIVER_LICENSE: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"\b(?:[A-Za-z][0-9]{4,14}|[A-Za-z]{2}[0-9]{5,12}|[0-9]{7,9})\b"));
-static PASSPORT: LazyLock<Regex> = LazyLock::new(|| regex(r"\b(?:[0-9]{9}|[A-Za-z][0-9]{8})\b"));
-static BTC_BASE58: LazyLock<Regex> = LazyLock::new(|| regex(r"\b[13][1-9A-HJ-NP-Za-km-z]{25,34}\b"));
-static BTC_BECH32: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)\bbc1[02-9ac-hj-np-z]{11,71}\b"));
-static ETH: LazyLock<Regex> = LazyLock::new(|| regex(r"\b0x[0-9a-fA-F]{40}\b"));
+    LazyLock::new(|| regex(r"(?-u:\b)(?:[A-Za-z][0-9]{4,14}|[A-Za-z]{2}[0-9]{5,12}|[0-9]{7,9})(?-u:\b)"));
+static PASSPORT: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)(?:[0-9]{9}|[A-Za-z][0-9]{8})(?-u:\b)"));
+static BTC_BASE58: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)[13][1-9A-HJ-NP-Za-km-z]{25,34}(?-u:\b)"));
+static BTC_BECH32: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)(?-u:\b)bc1[02-9ac-hj-np-z]{11,71}(?-u:\b)"));
+static ETH: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)0x[0-9a-fA-F]{40}(?-u:\b)"));
 static DATE: LazyLock<Regex> = LazyLock::new(|| {
     regex(r"^(?:[0-9]{4}[./\-][0-9]{1,2}[./\-][0-9]{1,2}|[0-9]{1,2}[./\-][0-9]{1,2}[./\-][0-9]{2,4})$")
 });
@@ -88,6 +90,10 @@ pub fn recognize(text: &str, enabled: &[Entity], spans: &mut Vec<Detection>) {
 
 fn emails(text: &str, spans: &mut Vec<Detection>) {
     for m in EMAIL.find_iter(text) {
+        let tld = m.as_str().rsplit('.').next().unwrap_or_default();
+        if tld.chars().count() > 63 {
+            continue;
+        }
         let local_start = m.as_str().trim_start_matches('.');
         let start = m.end() - local_start.len();
         spans.push(Detection::new(start, m.end(), Entity::Email, 1.0, text[start..m.end()].to_lowercase()));
