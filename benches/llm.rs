@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use tailor_engine::host::services::{CompletionRequest, Message, Role};
-use tailor_engine::llm::{Llm, LocalLlm};
+use tailor_engine::llm::{Llm, LlmError, LocalLlm};
 
 const REPEATS: usize = 3;
 const DECODE_TOKENS: u32 = 64;
@@ -65,22 +65,27 @@ struct Speed {
 }
 
 fn measure(rt: &tokio::runtime::Runtime, llm: &LocalLlm, schema: Option<&str>) -> Speed {
-    let timed = |max_tokens| {
+    // (elapsed, prompt tokens, new tokens); a reply the token limit cut off counts as the limit.
+    let timed = |max_tokens, schema: Option<&str>| {
         let start = Instant::now();
-        let done = rt.block_on(llm.generate(request(max_tokens, schema))).expect("generates");
-        (start.elapsed(), done)
+        match rt.block_on(llm.generate(request(max_tokens, schema))) {
+            Ok(done) => (start.elapsed(), done.prompt_tokens, done.completion_tokens),
+            Err(LlmError::Truncated { max_tokens }) => (start.elapsed(), 0, max_tokens),
+            Err(e) => panic!("generation failed: {e}"),
+        }
     };
     let mut prefills = Vec::new();
     let mut decodes = Vec::new();
     let (mut prompt_tokens, mut decoded) = (0, 0);
     for _ in 0..REPEATS {
-        let (first, one) = timed(1);
-        let (all, many) = timed(DECODE_TOKENS);
-        prompt_tokens = one.prompt_tokens;
-        decoded = many.completion_tokens;
-        prefills.push(f64::from(one.prompt_tokens) / first.as_secs_f64());
+        // The prompt is processed the same way with or without a schema.
+        let (first, prompt, _) = timed(1, None);
+        let (all, _, new) = timed(DECODE_TOKENS, schema);
+        prompt_tokens = prompt;
+        decoded = new;
+        prefills.push(f64::from(prompt) / first.as_secs_f64());
         let rest = all.saturating_sub(first).max(Duration::from_micros(1));
-        decodes.push(f64::from(many.completion_tokens.saturating_sub(1)) / rest.as_secs_f64());
+        decodes.push(f64::from(new.saturating_sub(1)) / rest.as_secs_f64());
     }
     Speed { prefill: median(prefills), decode: median(decodes), prompt_tokens, decoded }
 }
