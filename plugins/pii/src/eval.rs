@@ -87,7 +87,8 @@ pub fn evaluate(analyzer: &Analyzer, samples: &[Sample], only: Option<&[&str]>) 
     let mut counts: BTreeMap<&'static str, Counts> = BTreeMap::new();
     for sample in samples {
         let detections = analyzer.analyze(&sample.text);
-        for (start, end) in tokens(&sample.text) {
+        // Tokens are runs of letters and digits.
+        for (start, end) in crate::word_spans(&sample.text, char::is_alphanumeric) {
             let covers = |s: usize, e: usize| s <= start && end <= e;
             let gold =
                 keep(sample.spans.iter().find(|(s, e, _)| covers(*s, *e)).and_then(|(_, _, l)| presidio_label(l)));
@@ -115,26 +116,6 @@ pub fn overall(counts: &BTreeMap<&'static str, Counts>) -> Counts {
         all.add(*c);
     }
     all
-}
-
-/// Byte ranges of the words: runs of letters and digits.
-fn tokens(text: &str) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut start = None;
-    for (i, c) in text.char_indices() {
-        match (c.is_alphanumeric(), start) {
-            (true, None) => start = Some(i),
-            (false, Some(s)) => {
-                out.push((s, i));
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    if let Some(s) = start {
-        out.push((s, text.len()));
-    }
-    out
 }
 
 /// Every entity's Presidio name, for documentation and for `only` lists.

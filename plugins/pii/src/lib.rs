@@ -256,7 +256,7 @@ impl Analyzer {
         let mut found = Vec::new();
         patterns::recognize(text, &self.enabled, &mut found);
         names::recognize(text, &self.enabled, &mut found);
-        let words = words_before_index(text);
+        let words = word_spans(text, |c| c.is_alphanumeric() || c == '-');
         for d in &mut found {
             if has_context(text, &words, d.start, d.end, d.entity.context_words()) {
                 d.score = (d.score + CONTEXT_BOOST).min(1.0);
@@ -273,12 +273,12 @@ impl Analyzer {
     }
 }
 
-/// The start and end of every word, for context look-ups.
-fn words_before_index(text: &str) -> Vec<(usize, usize)> {
+/// The start and end of every run of characters `in_word` accepts.
+pub(crate) fn word_spans(text: &str, in_word: impl Fn(char) -> bool) -> Vec<(usize, usize)> {
     let mut words = Vec::new();
     let mut start = None;
     for (i, c) in text.char_indices() {
-        match (c.is_alphanumeric() || c == '-', start) {
+        match (in_word(c), start) {
             (true, None) => start = Some(i),
             (false, Some(s)) => {
                 words.push((s, i));
