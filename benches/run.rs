@@ -42,10 +42,10 @@ impl StageCache for NoCache {
 }
 
 /// An LLM that answers at once: a verdict the judge can read, or a number for structured output.
-struct Instant0;
+struct AtOnce;
 
 #[async_trait]
-impl Complete for Instant0 {
+impl Complete for AtOnce {
     async fn complete(&self, request: CompletionRequest) -> Result<Completion, ServiceError> {
         let text = if request.json_schema.is_some() { "4" } else { "Answer: A. Certainty: 80/100" };
         Ok(Completion { texts: vec![text.to_owned(); request.n as usize], prompt_tokens: 0, completion_tokens: 1 })
@@ -76,7 +76,7 @@ fn main() {
     let services = Services {
         search: Some(Arc::clone(&histories) as _),
         embed: Some(Arc::new(EmbedWith(embedder as _))),
-        complete: Some(Arc::new(Instant0)),
+        complete: Some(Arc::new(AtOnce)),
         kv: Some(Arc::new(StoreKv(Arc::clone(&store)))),
         clock: Arc::new(SystemClock),
     };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tailor_dsl::check::check_file;
 use tailor_dsl::span::SourceFile;
 use tailor_dsl::types::Value;
-use tailor_engine::exec::{Executor, Loaded, MemoryStageCache, RunRequest};
+use tailor_engine::exec::{Executor, Loaded, MemoryStageCache, RunFailure, RunReport, RunRequest};
 use tailor_engine::host::PluginHost;
 use tailor_engine::host::services::{Complete, Services};
 use tailor_engine::llm::testing::{FakeLlm, Reply};
@@ -111,19 +111,53 @@ impl Planted {
     }
 }
 
+/// A pipeline checked against the built-in plugins, an executor, and an OpenAI client for a fake
+/// server on loopback that echoes its prompt.
+struct Setup {
+    rt: tokio::runtime::Runtime,
+    server: FakeLlm,
+    catalog: Arc<tailor_engine::registry::Catalog>,
+    loaded: Loaded,
+    executor: Executor,
+    llm: Arc<dyn Complete>,
+}
+
+impl Setup {
+    fn new(name: &str, pipeline: &str) -> Setup {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let server = rt.block_on(FakeLlm::always(Reply::Echo { prefix: "echo: ".into() }));
+        let registry = rt.block_on(async {
+            Registry::with_builtins(Arc::new(PluginHost::new().unwrap())).await.expect("built-in plugins")
+        });
+        let catalog = registry.snapshot();
+        let checked = check_file(&SourceFile::new(name, pipeline), &*catalog);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        let loaded = Loaded::new(checked.pipelines.into_iter().next().unwrap());
+        let llm: Arc<dyn Complete> = Arc::new(OpenAi::new(OpenAiConfig::new(server.url(), "fake")).unwrap());
+        let executor = Executor::new(Arc::clone(registry.host()), Arc::new(MemoryStageCache::new(64)));
+        Setup { rt, server, catalog, loaded, executor, llm }
+    }
+
+    fn run(&self, message: &str, services: Services, history_version: u64) -> Result<RunReport, RunFailure> {
+        let request = RunRequest {
+            loaded: self.loaded.clone(),
+            catalog: Arc::clone(&self.catalog),
+            tenant: "t".into(),
+            user: "u".into(),
+            inputs: vec![Value::text(message)],
+            services,
+            history_version,
+            request_id: "privacy".into(),
+            deadline: None,
+        };
+        self.rt.block_on(self.executor.run(request))
+    }
+}
+
 #[test]
 fn strict_egress_never_lets_planted_pii_out_and_restores_placeholders() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let server = rt.block_on(FakeLlm::always(Reply::Echo { prefix: "echo: ".into() }));
-    let registry = rt.block_on(async {
-        Registry::with_builtins(Arc::new(PluginHost::new().unwrap())).await.expect("built-in plugins")
-    });
-    let catalog = registry.snapshot();
-    let checked = check_file(&SourceFile::new("private-reply.kdl", PIPELINE), &*catalog);
-    assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
-    let loaded = Loaded::new(checked.pipelines.into_iter().next().unwrap());
-    let llm: Arc<dyn Complete> = Arc::new(OpenAi::new(OpenAiConfig::new(server.url(), "fake")).unwrap());
-    let executor = Executor::new(Arc::clone(registry.host()), Arc::new(MemoryStageCache::new(64)));
+    let setup = Setup::new("private-reply.kdl", PIPELINE);
+    let (rt, server) = (&setup.rt, &setup.server);
     let mut planted = Planted { rng: fastrand::Rng::with_seed(42) };
     let topics = ["rent", "invoice", "dentist", "holiday", "car repair", "school trip", "insurance", "gym"];
     for case in 0..24 {
@@ -146,23 +180,12 @@ fn strict_egress_never_lets_planted_pii_out_and_restores_placeholders() {
         let message = format!("Question about the {topic}: reach me at {in_message} please.");
         let services = Services {
             search: Some(Arc::clone(&histories) as _),
-            complete: Some(Arc::clone(&llm)),
+            complete: Some(Arc::clone(&setup.llm)),
             kv: Some(Arc::new(StoreKv(Arc::clone(&store)))),
             ..Services::default()
         };
         let before = server.requests().len();
-        let request = RunRequest {
-            loaded: loaded.clone(),
-            catalog: Arc::clone(&catalog),
-            tenant: "t".into(),
-            user: "u".into(),
-            inputs: vec![Value::text(message.as_str())],
-            services,
-            history_version: 1,
-            request_id: format!("case-{case}"),
-            deadline: None,
-        };
-        let report = rt.block_on(executor.run(request)).unwrap_or_else(|f| panic!("case {case}: {}", f.error));
+        let report = setup.run(&message, services, 1).unwrap_or_else(|f| panic!("case {case}: {}", f.error));
         let sent: String = server.requests()[before..].iter().map(|(_, body)| body.to_string()).collect();
         assert!(!sent.is_empty(), "case {case}: the LLM was called");
         for secret in &secrets {
@@ -180,12 +203,6 @@ fn strict_egress_never_lets_planted_pii_out_and_restores_placeholders() {
 
 #[test]
 fn strict_egress_refuses_a_request_carrying_pii_with_the_types_only() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let server = rt.block_on(FakeLlm::always(Reply::Echo { prefix: "echo: ".into() }));
-    let registry = rt.block_on(async {
-        Registry::with_builtins(Arc::new(PluginHost::new().unwrap())).await.expect("built-in plugins")
-    });
-    let catalog = registry.snapshot();
     // The raw message goes straight into the prompt: the guard must stop it.
     let leaky = r#"
 pipeline "leaky" {
@@ -200,24 +217,10 @@ pipeline "leaky" {
     output "reply.text"
 }
 "#;
-    let checked = check_file(&SourceFile::new("leaky.kdl", leaky), &*catalog);
-    assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
-    let loaded = Loaded::new(checked.pipelines.into_iter().next().unwrap());
-    let llm: Arc<dyn Complete> = Arc::new(OpenAi::new(OpenAiConfig::new(server.url(), "fake")).unwrap());
-    let executor = Executor::new(Arc::clone(registry.host()), Arc::new(MemoryStageCache::new(64)));
+    let setup = Setup::new("leaky.kdl", leaky);
+    let server = &setup.server;
     let run = |message: &str| {
-        let request = RunRequest {
-            loaded: loaded.clone(),
-            catalog: Arc::clone(&catalog),
-            tenant: "t".into(),
-            user: "u".into(),
-            inputs: vec![Value::text(message)],
-            services: Services { complete: Some(Arc::clone(&llm)), ..Services::default() },
-            history_version: 0,
-            request_id: "leaky".into(),
-            deadline: None,
-        };
-        rt.block_on(executor.run(request))
+        setup.run(message, Services { complete: Some(Arc::clone(&setup.llm)), ..Services::default() }, 0)
     };
     let before = tailor_engine::privacy::egress_audit();
     let failure = run("Card 4111 1111 1111 1111, mail bob@example.com").unwrap_err();

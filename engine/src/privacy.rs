@@ -131,8 +131,11 @@ pub struct EgressAudit {
     found: [AtomicU64; Entity::ALL.len()],
 }
 
-static AUDIT: EgressAudit =
-    EgressAudit { refused: AtomicU64::new(0), passed: AtomicU64::new(0), found: [const { AtomicU64::new(0) }; 15] };
+static AUDIT: EgressAudit = EgressAudit {
+    refused: AtomicU64::new(0),
+    passed: AtomicU64::new(0),
+    found: [const { AtomicU64::new(0) }; Entity::ALL.len()],
+};
 
 /// A snapshot of the process's egress counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +236,16 @@ mod tests {
         assert_eq!(renamed, "to <EMAIL_3> and <EMAIL_1>", "renames happen in one pass");
         let restored = vault.restore(&Value::text(format!("{renamed}; also <EMAIL_2>, <NOT A PLACEHOLDER>")));
         assert_eq!(restored, Value::text("to c@x.io and a@x.io; also b@x.io, <NOT A PLACEHOLDER>"));
+    }
+
+    #[test]
+    fn placeholders_have_one_shape() {
+        for ok in ["<EMAIL_1>", "<CREDIT_CARD_12>", "<US_SSN_3>"] {
+            assert!(is_placeholder(ok), "{ok}");
+        }
+        for bad in ["<EMAIL>", "<email_1>", "<EMAIL_1a>", "EMAIL_1", "<_1>", "<EMAIL_>", "<A B_1>"] {
+            assert!(!is_placeholder(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -460,13 +460,12 @@ fn host_error_text(e: &bindings::types::HostError) -> String {
     }
 }
 
+/// The declared outputs, and the placeholders of a `restore` output.
+type Restored = (Vec<bindings::types::Named>, Vec<(String, String)>);
+
 /// Splits a privacy plugin's `restore` output (a JSON object of placeholder → original text)
 /// from its declared outputs. Other kinds of plugins have no such output.
-#[allow(clippy::type_complexity)]
-fn take_restore(
-    desc: &Descriptor,
-    mut outputs: Vec<bindings::types::Named>,
-) -> Result<(Vec<bindings::types::Named>, Vec<(String, String)>), StageError> {
+fn take_restore(desc: &Descriptor, mut outputs: Vec<bindings::types::Named>) -> Result<Restored, StageError> {
     let Some(at) = outputs.iter().position(|n| n.name == RESTORE_OUTPUT && desc.output(RESTORE_OUTPUT).is_none())
     else {
         return Ok((outputs, Vec::new()));

@@ -297,10 +297,8 @@ fn has_context(text: &str, words: &[(usize, usize)], start: usize, end: usize, c
     if context.is_empty() {
         return false;
     }
-    let is_context = |&(s, e): &(usize, usize)| {
-        let word = &text[s..e];
-        context.iter().any(|c| word.eq_ignore_ascii_case(c) || word.to_lowercase() == *c)
-    };
+    // Context words are ASCII: a case-insensitive ASCII comparison needs no allocation.
+    let is_context = |&(s, e): &(usize, usize)| context.iter().any(|c| text[s..e].eq_ignore_ascii_case(c));
     let before = words.partition_point(|&(_, e)| e <= start);
     let after = words.partition_point(|&(s, _)| s < end);
     let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i);

@@ -422,7 +422,7 @@ fn block_part(line: &str) -> Option<usize> {
                 _ => break,
             }
         } else {
-            rest.find(|c: char| !(c.is_alphabetic() || c.is_mark_like() || ".'’-".contains(c))).unwrap_or(rest.len())
+            rest.find(|c: char| !(c.is_alphabetic() || is_mark(c) || ".'’-".contains(c))).unwrap_or(rest.len())
         };
         if len == 0 {
             break;
@@ -446,15 +446,9 @@ fn block_part(line: &str) -> Option<usize> {
     (end > 0).then_some(end)
 }
 
-/// Letters' combining marks count as part of a word.
-trait MarkLike {
-    fn is_mark_like(&self) -> bool;
-}
-
-impl MarkLike for char {
-    fn is_mark_like(&self) -> bool {
-        matches!(*self as u32, 0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F)
-    }
+/// Combining marks (written after a letter in decomposed text) count as part of a word.
+fn is_mark(c: char) -> bool {
+    matches!(c as u32, 0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F)
 }
 
 fn addresses(text: &str, out: &mut Vec<Detection>) {
