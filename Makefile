@@ -32,7 +32,9 @@ demo: setup
 # Every test of the workspace, in the dev profile.
 test: test-setup
 	$(CARGO) fmt --all -- --check
+	cd plugins && $(CARGO) fmt --all -- --check
 	$(CARGO) test -j$(JOBS) --workspace
+	cd plugins && $(CARGO) test -j$(JOBS) --workspace
 
 bench: setup
 	$(CARGO) bench -j$(JOBS) --bench check

@@ -238,3 +238,76 @@ pipeline "leaky" {
     assert_eq!(done.output, Value::text("echo: Say hello to Megan Payne"));
     assert_eq!(server.requests().len(), 1);
 }
+
+#[test]
+fn minimization_sends_only_relevant_items_and_declared_fields() {
+    let pipeline = r#"
+pipeline "minimal-reply" {
+    input "message" type="text"
+    stage "habits" use="builtin:profile" grants="search kv" {}
+    stage "past" use="builtin:retrieve" grants="search" {
+        query "input.message"
+        method "bm25"
+        k 10
+    }
+    stage "needed" use="builtin:minimize" {
+        profile "habits.stats"
+        fields "count"
+        items "past.items"
+        task "input.message"
+        max-items 3
+    }
+    stage "reply" use="builtin:generate" grants="complete" {
+        max-tokens 64
+        prompt "Profile: {{ json(needed.profile) }} Notes: {{ json(needed.items) }} Message: {{ input.message }}"
+    }
+    output "reply.text"
+}
+"#;
+    let setup = Setup::new("minimal-reply.kdl", pipeline);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+    let histories = Arc::new(Histories::new(Arc::clone(&store), None, UserIndexConfig::default()));
+    let notes = [
+        ("r1", "Marathon training: long runs on Sunday, intervals on Tuesday.", "alpha-1"),
+        ("r2", "My marathon training plan peaks at 60 km a week.", "alpha-2"),
+        ("u1", "The book club meets at the library, room 4.", "omega-1"),
+        ("u2", "Club dues are paid by transfer, reference Q7.", "omega-2"),
+        ("u3", "Garden club: plant the tulips in October.", "omega-3"),
+    ];
+    let items = notes
+        .iter()
+        .map(|(id, text, marker)| {
+            let json = serde_json::json!({"id": id, "kind": "note", "text": text, "fields": {"marker": marker}});
+            item_from_json(&json).unwrap()
+        })
+        .collect();
+    setup.rt.block_on(histories.ingest("t", "u", items)).unwrap();
+    let services = Services {
+        search: Some(Arc::clone(&histories) as _),
+        complete: Some(Arc::clone(&setup.llm)),
+        kv: Some(Arc::new(StoreKv(Arc::clone(&store)))),
+        ..Services::default()
+    };
+    let report = setup.run("Is my marathon training plan for the running club too much?", services, 1).unwrap();
+    let past = report.stages.iter().find(|s| s.label == "past").unwrap();
+    let Value::List(retrieved) = &past.outputs[0].1 else { panic!("{:?}", past.outputs) };
+    assert_eq!(retrieved.len(), 5, "every note shares a word with the message, so all are retrieved");
+
+    let sent: String = setup.server.requests().iter().map(|(_, body)| body.to_string()).collect();
+    for (id, text, marker) in notes {
+        let revealed = id.starts_with('r');
+        assert_eq!(sent.contains(&text.replace('"', "\\\"")), revealed, "`{id}` revealed: {revealed}; sent: {sent}");
+        assert!(!sent.contains(marker), "item fields not declared never leave: {sent}");
+        assert!(!sent.contains(&format!("\\\"{id}\\\"")), "nor do item ids: {sent}");
+    }
+    assert!(sent.contains(r#"{\"count\":5}"#), "only the declared profile field: {sent}");
+    assert!(!sent.contains("top_words") && !sent.contains("kinds"), "{sent}");
+
+    let needed = report.stages.iter().find(|s| s.label == "needed").unwrap();
+    let withheld = &needed.outputs.iter().find(|(n, _)| n == "withheld").unwrap().1;
+    let withheld = serde_json::from_str::<serde_json::Value>(&tailor_dsl::types::to_json(withheld)).unwrap();
+    assert_eq!(withheld["items"], 3);
+    assert_eq!(withheld["item_fields"], serde_json::json!(["id", "kind", "marker"]));
+    assert!(withheld["profile_fields"].as_array().unwrap().contains(&serde_json::json!("top_words")));
+    assert!(needed.logs.iter().any(|l| l.message.contains("revealed 2 of 5 items")), "{:?}", needed.logs);
+}

@@ -98,6 +98,8 @@ pub enum Problem {
     Unreachable { stage: String },
     #[error("{message}")]
     Template { message: String },
+    #[error("stage `{stage}` withholds profile field `{field}`")]
+    Withheld { stage: String, field: String, kept: Vec<String> },
     #[error("test `{test}` does not give required input `{input}`")]
     MissingTestInput { test: String, input: String },
 }
@@ -140,6 +142,7 @@ impl Problem {
             Problem::Cycle { .. } => "tailor::dsl::cycle",
             Problem::Unreachable { .. } => "tailor::dsl::unreachable_stage",
             Problem::Template { .. } => "tailor::dsl::template",
+            Problem::Withheld { .. } => "tailor::dsl::withheld_field",
             Problem::MissingTestInput { .. } => "tailor::dsl::missing_test_input",
         }
     }
@@ -174,6 +177,10 @@ impl Problem {
                 Some(format!("{reason}; add `{capability}` to the stage's grants=\"…\""))
             }
             Problem::UnusedGrant { .. } => Some("grant only what the plugin needs (least privilege)".into()),
+            Problem::Withheld { field, kept, .. } => Some(format!(
+                "it passes on only the profile fields in its `fields` ({}); add `{field}` there if this stage needs it",
+                if kept.is_empty() { "none".to_string() } else { kept.join(", ") }
+            )),
             Problem::Cycle { .. } => {
                 Some("stages cannot read each other's outputs in a loop; remove one of the reads".into())
             }

@@ -36,11 +36,12 @@ impl Entry {
 }
 
 /// The built-in plugins' components, built from `plugins/builtin/` by the build script.
-pub const BUILTINS: [(&str, &[u8]); 6] = [
+pub const BUILTINS: [(&str, &[u8]); 7] = [
     ("retrieve", include_bytes!(concat!(env!("TAILOR_PLUGIN_DIR"), "/tailor_builtin_retrieve.wasm"))),
     ("fuse", include_bytes!(concat!(env!("TAILOR_PLUGIN_DIR"), "/tailor_builtin_fuse.wasm"))),
     ("profile", include_bytes!(concat!(env!("TAILOR_PLUGIN_DIR"), "/tailor_builtin_profile.wasm"))),
     ("pii-redact", include_bytes!(concat!(env!("TAILOR_PLUGIN_DIR"), "/tailor_builtin_pii_redact.wasm"))),
+    ("minimize", include_bytes!(concat!(env!("TAILOR_PLUGIN_DIR"), "/tailor_builtin_minimize.wasm"))),
     ("generate", include_bytes!(concat!(env!("TAILOR_PLUGIN_DIR"), "/tailor_builtin_generate.wasm"))),
     ("judge", include_bytes!(concat!(env!("TAILOR_PLUGIN_DIR"), "/tailor_builtin_judge.wasm"))),
 ];

@@ -23,6 +23,9 @@ pub(crate) struct StageSig {
     /// `None` when the stage's plugin could not be resolved (already reported).
     pub outputs: Option<Vec<OutputPort>>,
     pub plugin: String,
+    /// For a `builtin:minimize` stage, the profile fields it passes on (its `fields` setting):
+    /// reading any other field of its `profile` output is `withheld_field`.
+    pub kept_fields: Option<Vec<String>>,
 }
 
 /// The names an expression may use.
@@ -130,6 +133,7 @@ pub(crate) fn lower(e: &expr::Expr, scope: &mut Scope<'_>, cx: &mut Cx<'_>) -> O
                     }
                 }
             }
+            check_withheld(base, field, *field_loc, scope, cx);
             let base = lower(base, scope, cx)?;
             let ty = match &base.ty {
                 Type::Item => Item::field_type(field),
@@ -352,6 +356,43 @@ fn lower_port(
             cx.error(Problem::Unknown { kind: NameKind::Port, name: field.into(), context, suggestion }, field_loc);
             None
         }
+    }
+}
+
+/// Reports `STAGE.profile.FIELD…` when STAGE is a minimization stage that withholds that field
+/// (a dotted path: `field_means.rating` passes only that key of `field_means`). Reported once,
+/// at the first field along the path that does not pass.
+fn check_withheld(base: &expr::Expr, field: &str, field_loc: Loc, scope: &Scope<'_>, cx: &mut Cx<'_>) {
+    let mut path = vec![field];
+    let mut at = base;
+    let (root, port) = loop {
+        match &at.kind {
+            S::Field(inner, name, _) => match &inner.kind {
+                S::Name(root) => break (root, name),
+                _ => {
+                    path.push(name);
+                    at = inner;
+                }
+            },
+            _ => return,
+        }
+    };
+    if port != "profile" || scope.locals.iter().any(|(n, _)| n == root) {
+        return;
+    }
+    let Some(sig) = scope.stage(root).map(|i| &scope.stages[i]) else { return };
+    let Some(kept) = &sig.kept_fields else { return };
+    path.reverse();
+    let passes = |path: &[&str]| {
+        let path = path.join(".");
+        path.is_empty()
+            || kept
+                .iter()
+                .any(|k| *k == path || path.starts_with(&format!("{k}.")) || k.starts_with(&format!("{path}.")))
+    };
+    if !passes(&path) && passes(&path[..path.len() - 1]) {
+        let problem = Problem::Withheld { stage: sig.name.clone(), field: path.join("."), kept: kept.clone() };
+        cx.error(problem, field_loc);
     }
 }
 

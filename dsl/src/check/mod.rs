@@ -28,6 +28,19 @@ use crate::types::{Item, Type, Value};
 pub const RESERVED: &[&str] =
     &["input", "item", "output", "and", "or", "not", "in", "true", "false", "for", "if", "elif", "else", "end"];
 
+/// The data-minimization plugin, whose `fields` setting the checker enforces on later reads.
+const MINIMIZE: &str = "builtin:minimize";
+
+/// The texts of a minimization stage's `fields` setting (none when unset).
+fn kept_fields(stage: &syntax::StageDecl) -> Vec<String> {
+    let entry = stage.entries.iter().find(|e| e.key.text == "fields");
+    let texts = entry.into_iter().flat_map(|e| &e.args).filter_map(|a| match &a.value {
+        Lit::Text(t) => Some(t.clone()),
+        _ => None,
+    });
+    texts.collect()
+}
+
 /// The result of checking a file: every pipeline that checked cleanly, and every diagnostic
 /// (sorted by position).
 #[derive(Debug, Clone)]
@@ -192,6 +205,7 @@ fn check_pipeline(decl: &PipelineDecl, registry: &dyn Registry, diags: &mut Vec<
             name: stage.name.text.clone(),
             outputs: desc.as_ref().map(|d| d.outputs.clone()),
             plugin: desc.as_ref().map_or_else(String::new, |d| d.name.clone()),
+            kept_fields: desc.as_ref().filter(|d| d.name == MINIMIZE).map(|_| kept_fields(stage)),
         });
         descriptors.push(desc);
     }

@@ -355,11 +355,45 @@ pub fn unmet_expectations(test: &tailor_dsl::ir::TestCase, report: &RunReport, n
         .iter()
         .filter_map(|expect| match eval::eval_expr(expect, &values, &[], limits) {
             Ok(Value::Bool(true)) => None,
-            Ok(Value::Bool(false)) => Some(Unmet { loc: expect.loc, reason: "it is false".into() }),
+            Ok(Value::Bool(false)) => {
+                let (loc, reason) = why_false(expect, &values, limits);
+                Some(Unmet { loc, reason })
+            }
             Ok(other) => Some(Unmet { loc: expect.loc, reason: format!("it gave {}, not a bool", other.kind_name()) }),
             Err(f) => Some(Unmet { loc: f.loc, reason: f.error.to_string() }),
         })
         .collect()
+}
+
+/// Where and why a false expectation is false: for `a and b`, the first false side; for a
+/// comparison or `in`, the values of both sides, so a failing test shows what it got.
+fn why_false(expr: &tailor_dsl::ir::Expr, values: &Values, limits: Limits) -> (Loc, String) {
+    use tailor_dsl::expr::BinOp;
+    use tailor_dsl::ir::ExprKind;
+    /// How much of each side a report shows.
+    const SHOWN: usize = 200;
+    let show = |e: &tailor_dsl::ir::Expr| match eval::eval_expr(e, values, &[], limits) {
+        Ok(v) => {
+            let json = tailor_dsl::types::to_json(&v);
+            match json.char_indices().nth(SHOWN) {
+                Some((at, _)) => format!("{}…", &json[..at]),
+                None => json,
+            }
+        }
+        Err(f) => format!("(error: {})", f.error),
+    };
+    match &expr.kind {
+        ExprKind::Binary(BinOp::And, a, b) => {
+            let a_holds = matches!(eval::eval_expr(a, values, &[], limits), Ok(Value::Bool(true)));
+            why_false(if a_holds { b } else { a }, values, limits)
+        }
+        ExprKind::Binary(
+            op @ (BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::In),
+            a,
+            b,
+        ) => (expr.loc, format!("it is false: {} {} {}", show(a), op.symbol(), show(b))),
+        _ => (expr.loc, "it is false".into()),
+    }
 }
 
 /// What every stage task of one run shares.

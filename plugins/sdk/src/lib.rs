@@ -73,6 +73,7 @@ pub mod host;
 mod schema;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+pub mod text;
 mod value;
 mod wit;
 

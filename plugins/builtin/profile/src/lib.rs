@@ -18,15 +18,13 @@
 //! history gets a new summary. Cache failures only cost a fresh summary. Without `summary`,
 //! `summary` is empty and the LLM is never called.
 
-mod stopwords;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tailor_plugin_sdk::host::{self, CompletionRequest};
 use tailor_plugin_sdk::prelude::*;
 use tailor_plugin_sdk::serde_json::{Map, Value as Json, json};
-use unicode_segmentation::UnicodeSegmentation;
+use tailor_plugin_sdk::text::{is_content_word, words};
 
 /// How many frequent words the stats list.
 const TOP_WORDS: usize = 20;
@@ -81,11 +79,6 @@ impl Plugin for Profile {
 
 export_plugin!(Profile);
 
-/// Lowercased Unicode words of a text (`’` read as `'`).
-fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.unicode_words().map(|w| w.to_lowercase().replace('’', "'"))
-}
-
 fn mean(values: &[f64]) -> f64 {
     if values.is_empty() { 0.0 } else { values.iter().sum::<f64>() / values.len() as f64 }
 }
@@ -110,8 +103,7 @@ pub fn stats(items: &[Item]) -> Json {
         let mut length = 0u64;
         for word in words(&item.text) {
             length += 1;
-            let counts = word.chars().count() >= 2 && word.chars().any(char::is_alphabetic);
-            if counts && !stopwords::is_stopword(&word) {
+            if is_content_word(&word) {
                 *frequency.entry(word).or_default() += 1;
             }
         }

@@ -1,5 +1,20 @@
-//! English stop words: NLTK's list, with contractions written both with and without their
-//! apostrophe parts, since Unicode word segmentation keeps `don't` whole.
+//! Words of a text, for plugins that count or match them: [`words`] splits a text into
+//! lowercased Unicode words, [`is_stopword`] knows English stop words (NLTK's list, with
+//! contractions written both with and without their apostrophe parts, since Unicode word
+//! segmentation keeps `don't` whole).
+
+use unicode_segmentation::UnicodeSegmentation;
+
+/// The lowercased Unicode words of a text (UAX #29), `’` read as `'`.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.unicode_words().map(|w| w.to_lowercase().replace('’', "'"))
+}
+
+/// Whether a word counts as content: two characters or more, at least one a letter, and not an
+/// English stop word. `word` is one of [`words`]' results.
+pub fn is_content_word(word: &str) -> bool {
+    word.chars().nth(1).is_some() && word.chars().any(char::is_alphabetic) && !is_stopword(word)
+}
 
 const STOPWORDS: &[&str] = &[
     "a",
@@ -223,6 +238,14 @@ mod tests {
     #[test]
     fn list_is_sorted_for_binary_search() {
         assert!(STOPWORDS.windows(2).all(|w| w[0] < w[1]), "keep STOPWORDS sorted and unique");
+    }
+
+    #[test]
+    fn words_are_lowercased_with_one_apostrophe() {
+        let found: Vec<String> = words("Don’t STOP, café-au-lait 42!").collect();
+        assert_eq!(found, ["don't", "stop", "café", "au", "lait", "42"]);
+        assert!(!is_content_word("don't") && !is_content_word("42") && !is_content_word("x"));
+        assert!(is_content_word("café") && is_content_word("b2b"));
     }
 
     #[test]
