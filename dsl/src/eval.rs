@@ -293,7 +293,7 @@ impl Evaluator<'_> {
             }
             (BinOp::Sub, Value::Number(x), Value::Number(y)) => number(x - y, loc)?,
             (BinOp::Mul, Value::Number(x), Value::Number(y)) => number(x * y, loc)?,
-            (BinOp::Div | BinOp::Rem, Value::Number(_), Value::Number(y)) if y == 0.0 => {
+            (BinOp::Div | BinOp::Rem, Value::Number(_), Value::Number(0.0)) => {
                 return Err(Failure { error: EvalError::DivisionByZero, loc });
             }
             (BinOp::Div, Value::Number(x), Value::Number(y)) => number(x / y, loc)?,

@@ -41,7 +41,7 @@ impl SourceFile {
 
     /// A miette source for rendering diagnostics that point into this file.
     pub fn named_source(&self) -> miette::NamedSource<Arc<str>> {
-        miette::NamedSource::new(self.name.to_string(), Arc::clone(&self.text))
+        miette::NamedSource::new(&self.name, Arc::clone(&self.text))
     }
 }
 

@@ -229,7 +229,7 @@ pub fn attention<N: Size>(
         if running_sum > 0.0f32 {
             let inv = Vector::<f32, N>::new(1.0f32 / running_sum);
             for d in 0..hv {
-                out[at + d] = out[at + d] * inv;
+                out[at + d] *= inv;
             }
         }
     }

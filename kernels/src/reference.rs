@@ -9,7 +9,10 @@ use std::cmp::Ordering;
 /// # Panics
 /// If a slice's length is not a multiple of `dim`, or `dim` is zero.
 pub fn dot_scores(queries: &[f32], items: &[f32], dim: usize) -> Vec<f32> {
-    assert!(dim > 0 && queries.len() % dim == 0 && items.len() % dim == 0, "slices must hold whole vectors");
+    assert!(
+        dim > 0 && queries.len().is_multiple_of(dim) && items.len().is_multiple_of(dim),
+        "slices must hold whole vectors"
+    );
     let mut out = Vec::with_capacity((queries.len() / dim) * (items.len() / dim));
     for q in queries.chunks_exact(dim) {
         for item in items.chunks_exact(dim) {
@@ -124,6 +127,7 @@ pub fn erf(x: f32) -> f32 {
 
 /// Multi-head self-attention over `n` sequences of `seq_len` tokens: `qkv` rows are
 /// `[q | k | v]`, each `heads * head_dim` wide; padding keys (mask 0) get no weight.
+#[allow(clippy::too_many_arguments)] // the kernel's own parameters, one for one
 pub fn attention(
     q: &[f32],
     k: &[f32],

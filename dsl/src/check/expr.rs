@@ -123,14 +123,14 @@ pub(crate) fn lower(e: &expr::Expr, scope: &mut Scope<'_>, cx: &mut Cx<'_>) -> O
         }
         S::Name(name) => lower_name(name, loc, scope, cx),
         S::Field(base, field, field_loc) => {
-            if let S::Name(root) = &base.kind {
-                if !scope.locals.iter().any(|(n, _)| n == root) {
-                    if root == "input" {
-                        return lower_input(field, *field_loc, loc, scope, cx);
-                    }
-                    if let Some(stage) = scope.stage(root) {
-                        return lower_port(stage, field, *field_loc, loc, scope, cx);
-                    }
+            if let S::Name(root) = &base.kind
+                && !scope.locals.iter().any(|(n, _)| n == root)
+            {
+                if root == "input" {
+                    return lower_input(field, *field_loc, loc, scope, cx);
+                }
+                if let Some(stage) = scope.stage(root) {
+                    return lower_port(stage, field, *field_loc, loc, scope, cx);
                 }
             }
             check_withheld(base, field, *field_loc, scope, cx);
@@ -276,10 +276,10 @@ fn lower_name(name: &str, loc: Loc, scope: &mut Scope<'_>, cx: &mut Cx<'_>) -> O
         let ty = scope.locals[depth].1.clone();
         return Some(ir::Expr { kind: I::Local(LocalId(depth as u32)), ty, loc });
     }
-    if name == "output" {
-        if let Some(ty) = &scope.output {
-            return Some(ir::Expr { kind: I::TestOutput, ty: ty.clone(), loc });
-        }
+    if name == "output"
+        && let Some(ty) = &scope.output
+    {
+        return Some(ir::Expr { kind: I::TestOutput, ty: ty.clone(), loc });
     }
     if name == "input" {
         let names: Vec<&str> = scope.inputs.iter().map(|(n, _)| n.as_str()).collect();

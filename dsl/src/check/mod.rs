@@ -130,7 +130,9 @@ fn check_name(name: &Name, kind: NameKind, diags: &mut Vec<Diagnostic>) {
 
 fn check_pipeline(decl: &PipelineDecl, registry: &dyn Registry, diags: &mut Vec<Diagnostic>) -> Option<ir::Pipeline> {
     let errors_before = count_errors(diags);
-    if !(decl.name.text.is_empty() && decl.name.loc.len == 0) && !is_pipeline_name(&decl.name.text) {
+    // A pipeline node without a name was reported when it was read.
+    let unnamed = decl.name.text.is_empty() && decl.name.loc.len == 0;
+    if !unnamed && !is_pipeline_name(&decl.name.text) {
         let reason =
             "pipeline names are letters, digits, `-`, `_` and `.` (at most 64), starting with a letter or digit";
         diags.push(Diagnostic::error(

@@ -47,10 +47,10 @@ pub(crate) fn check_stage(
         let mut quiet = Vec::new();
         let mut quiet_cx = Cx::new(&mut quiet);
         for entry in &decl.entries {
-            if let [Arg { value: Lit::Text(_), .. }] = entry.args.as_slice() {
-                if let Some(e) = parse_expr_arg(&entry.args[0], "input", quiet_cx.diags) {
-                    super::expr::lower(&e, scope, &mut quiet_cx);
-                }
+            if let [Arg { value: Lit::Text(_), .. }] = entry.args.as_slice()
+                && let Some(e) = parse_expr_arg(&entry.args[0], "input", quiet_cx.diags)
+            {
+                super::expr::lower(&e, scope, &mut quiet_cx);
             }
         }
         let mut deps = cx.deps;
@@ -349,13 +349,14 @@ fn check_grants(
         }
     }
     for name in &decl.grants {
-        if let Some(cap) = Capability::parse(&name.text) {
-            if !cap.is_ambient() && !desc.may_use(cap) {
-                diags.push(Diagnostic::warning(
-                    Problem::UnusedGrant { stage: decl.name.text.clone(), capability: cap.to_string() },
-                    name.loc,
-                ));
-            }
+        if let Some(cap) = Capability::parse(&name.text)
+            && !cap.is_ambient()
+            && !desc.may_use(cap)
+        {
+            diags.push(Diagnostic::warning(
+                Problem::UnusedGrant { stage: decl.name.text.clone(), capability: cap.to_string() },
+                name.loc,
+            ));
         }
     }
     granted.retain(|c| decl.grants.iter().any(|n| Capability::parse(&n.text) == Some(*c)));

@@ -93,15 +93,17 @@ fn apply_trims(tokens: &mut [Token]) {
             Token::Tag { trim_before, trim_after, .. } => (*trim_before, *trim_after),
             Token::Text(_) => continue,
         };
-        if before && i > 0 {
-            if let Token::Text(t) = &mut tokens[i - 1] {
-                t.truncate(t.trim_end().len());
-            }
+        if before
+            && i > 0
+            && let Token::Text(t) = &mut tokens[i - 1]
+        {
+            t.truncate(t.trim_end().len());
         }
-        if after && i + 1 < tokens.len() {
-            if let Token::Text(t) = &mut tokens[i + 1] {
-                *t = t.trim_start().to_string();
-            }
+        if after
+            && i + 1 < tokens.len()
+            && let Token::Text(t) = &mut tokens[i + 1]
+        {
+            *t = t.trim_start().to_string();
         }
     }
 }

@@ -163,7 +163,8 @@ pub struct RunReport {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{error}")]
 pub struct RunFailure {
-    pub error: RunError,
+    /// Boxed: a `Result` with a failure stays small on the success path.
+    pub error: Box<RunError>,
     pub stages: Vec<StageReport>,
 }
 
@@ -232,7 +233,7 @@ impl Executor {
         {
             request.services.complete = Some(Arc::new(EgressGuard::new(inner, &pipeline.privacy.allow)));
         }
-        let fail = |error, stages| Err(RunFailure { error, stages });
+        let fail = |error, stages| Err(RunFailure { error: Box::new(error), stages });
         let mut reports: Vec<StageReport> = pipeline.stages.iter().map(StageReport::cancelled).collect();
         if request.inputs.len() != pipeline.inputs.len() {
             let error = RunError::Inputs {

@@ -198,7 +198,7 @@ fn on_error_policies_skip_fall_back_or_fail() {
     );
     let failure = run(&executor(), request(&fail, vec![], Services::default())).unwrap_err();
     assert!(
-        matches!(&failure.error, RunError::Stage { stage, error: StageError::Trap { .. }, .. } if stage == "boom"),
+        matches!(&*failure.error, RunError::Stage { stage, error: StageError::Trap { .. }, .. } if stage == "boom"),
         "{failure:?}"
     );
     assert!(matches!(failure.stages[0].outcome, Outcome::Failed { .. }));
@@ -223,7 +223,7 @@ fn a_failing_stage_cancels_the_stages_still_running() {
     let dropped = Arc::clone(&llm.dropped);
     let start = Instant::now();
     let failure = run(&executor(), request(&loaded, vec![], with_llm(llm))).unwrap_err();
-    assert!(matches!(failure.error, RunError::Stage { .. }), "{failure:?}");
+    assert!(matches!(*failure.error, RunError::Stage { .. }), "{failure:?}");
     assert!(start.elapsed() < Duration::from_secs(10), "the run did not wait for the slow stage");
     // The slow stage's task is aborted: its pending LLM request is dropped.
     let waited = Instant::now();
@@ -272,7 +272,7 @@ fn the_run_deadline_bounds_every_stage() {
     let start = Instant::now();
     let failure = run(&executor(), req).unwrap_err();
     assert!(
-        matches!(failure.error, RunError::Stage { error: StageError::Timeout { .. }, .. } | RunError::Deadline),
+        matches!(*failure.error, RunError::Stage { error: StageError::Timeout { .. }, .. } | RunError::Deadline),
         "{failure:?}"
     );
     assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
@@ -372,7 +372,7 @@ fn inputs_are_bound_by_name_with_defaults_and_types() {
     assert!(bind_inputs(p, &given(&[("q", Value::Number(1.0))])).unwrap_err().contains("should be text"));
     assert!(bind_inputs(p, &given(&[("q", Value::text("x")), ("z", Value::Bool(true))])).unwrap_err().contains("`z`"));
     let wrong = run(&executor(), request(&loaded, vec![], Services::default())).unwrap_err();
-    assert!(matches!(wrong.error, RunError::Inputs { expected: 2, found: 0, .. }));
+    assert!(matches!(*wrong.error, RunError::Inputs { expected: 2, found: 0, .. }));
 }
 
 #[test]

@@ -213,7 +213,7 @@ impl OpenAi {
                     (LlmError::Status { status, body: excerpt(&body) }, retry_after)
                 }
                 Err(e) if e.is_timeout() => break Err(LlmError::Timeout { ms: timeout_ms }),
-                Err(e) => (LlmError::Connect { url: self.url(), message: format!("{}", root_cause(&e)) }, None),
+                Err(e) => (LlmError::Connect { url: self.url(), message: root_cause(&e).to_string() }, None),
             };
             let (error, retry_after) = outcome;
             if !error.is_transient() || attempt >= self.config.max_retries {

@@ -38,8 +38,11 @@ pub struct Histories {
     dense: Option<DenseSetup>,
     config: UserIndexConfig,
     caches: Vec<Arc<dyn StageCache>>,
-    loaded: Mutex<(u64, HashMap<(String, String), Loaded>)>,
+    loaded: Mutex<(u64, LoadedIndexes)>,
 }
+
+/// The users' loaded indexes, by tenant and user.
+type LoadedIndexes = HashMap<(String, String), Loaded>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
@@ -302,7 +305,7 @@ mod tests {
             Ok(texts
                 .iter()
                 .map(|t| {
-                    let mut v = vec![0.0f32; 16];
+                    let mut v = [0.0f32; 16];
                     for w in t.split_whitespace() {
                         v[w.bytes().map(usize::from).sum::<usize>() % 16] += 1.0;
                     }

@@ -233,7 +233,8 @@ fn people(text: &str, words: &[Word], out: &mut Vec<Detection>) {
         let titled = title_before(text, words, i);
         let known = w.first_name() || w.last_name();
         let shaped = w.capitalized() || w.upper();
-        if w.in_list(TITLES) || !(known || (titled && shaped)) || (!shaped && !known) {
+        // A name starts at a known name, or at a capitalised word after a title ("Dr Zorblat").
+        if w.in_list(TITLES) || !(known || (titled && shaped)) {
             i += 1;
             continue;
         }
