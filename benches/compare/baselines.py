@@ -31,6 +31,7 @@ def parse_args():
     p.add_argument("--reps", type=int, default=5, help="timed repetitions (median reported), at least 5")
     p.add_argument("--threads", type=int, default=2, help="threads for torch, BLAS and faiss")
     p.add_argument("--bm25-threads", default="1,2", help="comma-separated bm25s n_threads values to time")
+    p.add_argument("--skip", default="", help="comma-separated parts to leave out: encoder, dense, bm25")
     args = p.parse_args()
     if args.reps < 5:
         p.error("--reps must be at least 5")
@@ -252,9 +253,13 @@ def main():
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
     report = {"machine": machine_info(args.threads)}
-    report["encoder"] = bench_encoder(args)
-    report["dense_topk"] = bench_dense(args)
-    report["bm25"] = bench_bm25(args)
+    skip = {part.strip() for part in args.skip.split(",") if part.strip()}
+    if "encoder" not in skip:
+        report["encoder"] = bench_encoder(args)
+    if "dense" not in skip:
+        report["dense_topk"] = bench_dense(args)
+    if "bm25" not in skip:
+        report["bm25"] = bench_bm25(args)
     report["versions"] = versions()
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -29,6 +29,9 @@ pub struct EncoderConfig {
 /// Texts longer than this many tokens (with `[CLS]` and `[SEP]`) are cut, as the model does.
 pub const MAX_TOKENS: usize = 256;
 
+/// Sequences in a batch are padded to a multiple of this many tokens.
+const PAD_TO: usize = 16;
+
 /// Texts encoded per launch sequence: bounds device memory and keeps padding per batch small.
 pub const DEFAULT_BATCH: usize = 32;
 
@@ -67,7 +70,8 @@ impl std::fmt::Debug for Encoder {
     }
 }
 
-/// Token ids and attention masks of a batch padded to its longest text.
+/// Token ids and attention masks of a batch, padded to its longest text rounded up to a
+/// multiple of 16 tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
     pub ids: Vec<u32>,
@@ -169,7 +173,9 @@ impl Encoder {
     /// Token ids of `texts`, padded to the longest.
     pub fn batch(&self, texts: &[&str]) -> Result<Batch, KernelError> {
         let ids: Vec<Vec<u32>> = texts.iter().map(|t| self.token_ids(t)).collect::<Result<_, _>>()?;
-        let seq_len = ids.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        // Padded to a multiple of 16 tokens: attention then scores 16 keys per vector (a few
+        // padding tokens cost less than narrow vectors).
+        let seq_len = ids.iter().map(Vec::len).max().unwrap_or(0).max(1).next_multiple_of(PAD_TO);
         let mut batch = Batch { ids: Vec::with_capacity(ids.len() * seq_len), mask: Vec::new(), seq_len };
         for row in &ids {
             batch.ids.extend_from_slice(row);
@@ -244,17 +250,12 @@ impl Encoder {
             )
         };
         for layer in &self.layers {
-            let project = |(weight, bias): &(Handle, Handle)| -> Result<Handle, KernelError> {
-                let x = c.matmul(&hidden, weight, rows, h, h)?;
-                c.add_bias(&x, bias, rows, h);
-                Ok(x)
-            };
+            let project = |(weight, bias): &(Handle, Handle)| c.linear(&hidden, weight, Some(bias), false, rows, h, h);
             let (q, k, v) = (project(&layer.q)?, project(&layer.k)?, project(&layer.v)?);
             let context = c.attention(&q, &k, &v, &mask, n, seq_len, cfg.heads, h / cfg.heads);
             let projected = c.matmul(&context, &layer.attn_out, rows, h, h)?;
             c.residual_layer_norm(&projected, &layer.attn_out_bias, &hidden, norm(&layer.attn_norm), rows, h);
-            let inner = c.matmul(&hidden, &layer.up, rows, h, cfg.intermediate)?;
-            c.add_bias_gelu(&inner, &layer.up_bias, rows, cfg.intermediate);
+            let inner = c.linear(&hidden, &layer.up, Some(&layer.up_bias), true, rows, h, cfg.intermediate)?;
             let down = c.matmul(&inner, &layer.down, rows, cfg.intermediate, h)?;
             c.residual_layer_norm(&down, &layer.down_bias, &hidden, norm(&layer.out_norm), rows, h);
         }

@@ -95,7 +95,9 @@ impl Compute {
     }
 
     /// Masked multi-head self-attention of `n` sequences of `seq_len` tokens; `q`, `k`, `v`
-    /// and the result are `[n * seq_len, heads * head_dim]`.
+    /// and the result are `[n * seq_len, heads * head_dim]`. Keys are first laid out by
+    /// [`ops::attention_keys`]; the vector width divides both `seq_len` and `head_dim` (the
+    /// encoder pads sequences to a multiple of 16 so that it is wide).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn attention(
         &self,
@@ -110,31 +112,57 @@ impl Compute {
     ) -> Handle {
         let rows = n * seq_len;
         let width = heads * head_dim;
-        let w = self.row_vector_width(head_dim);
+        let w = self.row_vector_width(gcd(seq_len, head_dim));
+        let kt = self.empty_f32(rows * width);
+        let bias = self.empty_f32(rows);
         let out = self.empty_f32(rows * width);
+        let (count, dim) = self.grid(n * heads * head_dim);
+        // SAFETY: the kernel bounds its units by n × heads × head_dim; `k` and `kt` hold
+        // rows × width floats, `mask` and `bias` rows.
+        unsafe {
+            ops::attention_keys::launch_unchecked(
+                self.client(),
+                count,
+                dim,
+                BufferArg::from_raw_parts(k.clone(), rows * width),
+                BufferArg::from_raw_parts(mask.clone(), rows),
+                BufferArg::from_raw_parts(kt.clone(), rows * width),
+                BufferArg::from_raw_parts(bias.clone(), rows),
+                n as u32,
+                seq_len as u32,
+                heads as u32,
+                head_dim as u32,
+            )
+        };
         let (count, dim) = self.grid(n * heads * seq_len);
-        // SAFETY: every buffer passed here holds `rows * width` floats.
-        let buffer = |h: &Handle| unsafe { BufferArg::from_raw_parts(h.clone(), rows * width / w) };
-        // SAFETY: the kernel bounds its units by n × heads × seq_len and reads rows of
-        // `heads * head_dim / w` vectors, which is how every buffer here is sized.
+        // SAFETY: every buffer passed here holds `rows * width` floats (`bias` rows), read in
+        // vectors of `w`, which divides both `seq_len` and `head_dim`.
+        let vectors = |h: &Handle, len: usize| unsafe { BufferArg::from_raw_parts(h.clone(), len / w) };
+        // SAFETY: the kernel bounds its units by n × heads × seq_len and indexes within the
+        // layouts above.
         unsafe {
             ops::attention::launch_unchecked(
                 self.client(),
                 count,
                 dim,
                 w,
-                buffer(q),
-                buffer(k),
-                buffer(v),
-                BufferArg::from_raw_parts(mask.clone(), rows),
-                buffer(&out),
+                BufferArg::from_raw_parts(q.clone(), rows * width),
+                vectors(&kt, rows * width),
+                vectors(v, rows * width),
+                vectors(&bias, rows),
+                vectors(&out, rows * width),
                 n as u32,
                 seq_len as u32,
                 heads as u32,
-                (head_dim / w) as u32,
                 1.0 / (head_dim as f32).sqrt(),
+                head_dim,
+                head_dim / w,
             )
         };
         out
     }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }

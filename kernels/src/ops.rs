@@ -167,70 +167,132 @@ pub fn add_bias_residual_layer_norm<N: Size>(
     }
 }
 
+/// The largest of a vector's lanes.
+#[cube]
+fn lane_max<N: Size>(v: Vector<f32, N>) -> f32 {
+    let mut m = v.extract(0usize);
+    #[unroll]
+    for l in 1..N::value() {
+        m = select(v.extract(l) > m, v.extract(l), m);
+    }
+    m
+}
+
+/// Additive key bias for attention padding: `bias[t] = 0` for a real token, `-1e30` for padding.
+pub const MASKED: f32 = -1.0e30;
+
+/// Lays keys out for [`attention`]: `kt[((seq * heads + head) * head_dim + d) * seq_len + j] =
+/// k[(seq * seq_len + j) * heads * head_dim + head * head_dim + d]`, one unit per (sequence,
+/// head, dimension); the first unit of each sequence also writes its padding bias
+/// (`bias[seq * seq_len + j]`: 0 or [`MASKED`]).
+#[cube(launch_unchecked)]
+pub fn attention_keys(
+    k: &[f32],
+    mask: &[u32],
+    kt: &mut [f32],
+    bias: &mut [f32],
+    n_seqs: u32,
+    seq_len: u32,
+    heads: u32,
+    head_dim: u32,
+) {
+    let unit = ABSOLUTE_POS as u32;
+    if unit < n_seqs * heads * head_dim {
+        let d = unit % head_dim;
+        let head = (unit / head_dim) % heads;
+        let seq = unit / (head_dim * heads);
+        let width = (heads * head_dim) as usize;
+        let from = (seq * seq_len) as usize * width + (head * head_dim + d) as usize;
+        let to = unit as usize * seq_len as usize;
+        for j in 0..seq_len as usize {
+            kt[to + j] = k[from + j * width];
+        }
+        if head == 0 && d == 0 {
+            let at = (seq * seq_len) as usize;
+            for j in 0..seq_len as usize {
+                bias[at + j] = select(mask[at + j] != 0, 0.0f32, MASKED);
+            }
+        }
+    }
+}
+
 /// Multi-head self-attention with a padding mask, one unit per (sequence, head, query token).
 ///
-/// `q`, `k` and `v` hold each token's projections, `heads * head_vectors` vectors wide, as does
-/// `out`; `mask[t]` is 1 for a real token and 0 for padding. The softmax is computed online
-/// (running maximum and sum; the output is rescaled only when the maximum grows), so no
-/// `seq_len`-sized scratch is needed and one compiled kernel serves every sequence length.
+/// `q` and `v` hold each token's projections, `heads * head_dim` floats wide, as does `out`;
+/// `kt` and `bias` are [`attention_keys`]' layout, so that a vector holds `N` consecutive keys:
+/// a block of `N` scores costs `head_dim` vector multiply-adds, and its softmax weights one
+/// vector `exp`. The softmax is computed online over blocks of keys (running maximum and sum),
+/// so one compiled kernel serves every sequence length, which MUST be a multiple of `N`; the
+/// output accumulates in `head_vectors = head_dim / N` registers.
 #[cube(launch_unchecked)]
 pub fn attention<N: Size>(
-    q: &[Vector<f32, N>],
-    k: &[Vector<f32, N>],
+    q: &[f32],
+    kt: &[Vector<f32, N>],
     v: &[Vector<f32, N>],
-    mask: &[u32],
+    bias: &[Vector<f32, N>],
     out: &mut [Vector<f32, N>],
     n_seqs: u32,
     seq_len: u32,
     heads: u32,
-    head_vectors: u32,
     scale: f32,
+    #[comptime] head_dim: usize,
+    #[comptime] head_vectors: usize,
 ) {
     let unit = ABSOLUTE_POS as u32;
     if unit < n_seqs * heads * seq_len {
         let i = unit % seq_len;
         let head = (unit / seq_len) % heads;
         let seq = unit / (seq_len * heads);
-        let hv = head_vectors as usize;
-        let width = (heads * head_vectors) as usize;
-        let at = (seq * seq_len + i) as usize * width + head as usize * hv;
+        let hv = head_vectors;
+        let blocks = (seq_len as usize) / N::value();
+        let width_v = heads as usize * hv;
+        let q_at = (seq * seq_len + i) as usize * heads as usize * head_dim + head as usize * head_dim;
+        let kt_at = (seq * heads + head) as usize * head_dim * blocks;
+        let bias_at = seq as usize * blocks;
+        let first_row = (seq * seq_len) as usize;
+        let mut acc = Array::<Vector<f32, N>>::new(hv);
+        #[unroll]
         for d in 0..hv {
-            out[at + d] = Vector::<f32, N>::zeroed();
+            acc[d] = Vector::<f32, N>::zeroed();
         }
-        let mut running_max = f32::new(-3.0e38f32);
+        let scale_v = Vector::<f32, N>::new(scale);
+        let mut running_max = f32::new(MASKED);
         let mut running_sum = 0.0f32;
-        for j in 0..seq_len {
-            let key_token = (seq * seq_len + j) as usize;
-            if mask[key_token] != 0 {
-                let kv_at = key_token * width + head as usize * hv;
-                let mut acc = Vector::<f32, N>::zeroed();
+        for b in 0..blocks {
+            let mut s = Vector::<f32, N>::zeroed();
+            #[unroll]
+            for d in 0..head_dim {
+                s += Vector::<f32, N>::new(q[q_at + d]) * kt[kt_at + d * blocks + b];
+            }
+            s = s * scale_v + bias[bias_at + b];
+            let block_max = lane_max::<N>(s);
+            if block_max > MASKED * 0.5f32 {
+                let new_max = select(block_max > running_max, block_max, running_max);
+                let correction = Exp::exp(running_max - new_max);
+                let p = Exp::exp(s - Vector::<f32, N>::new(new_max));
+                running_sum = running_sum * correction + lane_sum::<N>(p);
+                let c = Vector::<f32, N>::new(correction);
+                #[unroll]
                 for d in 0..hv {
-                    acc += q[at + d] * k[kv_at + d];
+                    acc[d] = acc[d] * c;
                 }
-                let s = lane_sum::<N>(acc) * scale;
-                if s > running_max {
-                    let correction = Exp::exp(running_max - s);
-                    running_sum = running_sum * correction + 1.0f32;
-                    let c = Vector::<f32, N>::new(correction);
+                #[unroll]
+                for l in 0..N::value() {
+                    let weight = Vector::<f32, N>::new(p.extract(l));
+                    let row = (first_row + b * N::value() + l) * width_v + head as usize * hv;
+                    #[unroll]
                     for d in 0..hv {
-                        out[at + d] = out[at + d] * c + v[kv_at + d];
-                    }
-                    running_max = s;
-                } else {
-                    let p = Exp::exp(s - running_max);
-                    running_sum += p;
-                    let pv = Vector::<f32, N>::new(p);
-                    for d in 0..hv {
-                        out[at + d] += pv * v[kv_at + d];
+                        acc[d] += weight * v[row + d];
                     }
                 }
+                running_max = new_max;
             }
         }
-        if running_sum > 0.0f32 {
-            let inv = Vector::<f32, N>::new(1.0f32 / running_sum);
-            for d in 0..hv {
-                out[at + d] *= inv;
-            }
+        let inv = Vector::<f32, N>::new(select(running_sum > 0.0f32, 1.0f32 / running_sum, 0.0f32));
+        let out_at = (seq * seq_len + i) as usize * width_v + head as usize * hv;
+        #[unroll]
+        for d in 0..hv {
+            out[out_at + d] = acc[d] * inv;
         }
     }
 }
@@ -269,3 +331,101 @@ pub fn mean_pool_normalize(hidden: &[f32], mask: &[u32], out: &mut [f32], n_seqs
         }
     }
 }
+
+/// `c[m × n] = a[m × k] · b[k × n]`, all row-major, `n` in vectors of `N` (`n_vectors`).
+///
+/// One unit computes a tile of `rows × cols` vectors of `c` in registers: for each `k` it loads
+/// `cols` vectors of `b`'s row and multiplies them by `rows` broadcast elements of `a`. Units go
+/// in groups of `group` row tiles: a group's units take every column strip in turn, and within a
+/// strip every row tile of the group, so the group's rows of `a` and the current strip of `b`
+/// both stay in cache. `n_vectors` MUST be a multiple of `cols`; rows past `m` are
+/// bounds-checked. The epilogue works on the tile in registers: [`EPILOGUE_BIAS`] adds
+/// `bias[column]`, [`EPILOGUE_BIAS_GELU`] then applies GELU; with [`EPILOGUE_NONE`] `bias` is
+/// not read.
+#[cube(launch_unchecked)]
+pub fn gemm<N: Size>(
+    a: &[f32],
+    b: &[Vector<f32, N>],
+    bias: &[Vector<f32, N>],
+    c: &mut [Vector<f32, N>],
+    m: u32,
+    k: u32,
+    n_vectors: u32,
+    group: u32,
+    #[comptime] rows: usize,
+    #[comptime] cols: usize,
+    #[comptime] epilogue: u32,
+) {
+    let row_tiles = m.div_ceil(rows as u32);
+    let col_tiles = n_vectors / cols as u32;
+    let unit = ABSOLUTE_POS as u32;
+    let per_group = group * col_tiles;
+    let within = unit % per_group;
+    let row_tile = (unit / per_group) * group + within % group;
+    if row_tile < row_tiles {
+        let r0 = row_tile as usize * rows;
+        let c0 = (within / group) as usize * cols;
+        let (mu, ku, nv) = (m as usize, k as usize, n_vectors as usize);
+        let mut acc = Array::<Vector<f32, N>>::new(rows * cols);
+        #[unroll]
+        for t in 0..rows * cols {
+            acc[t] = Vector::<f32, N>::zeroed();
+        }
+        // Rows past the end read row `m - 1` again; their results are never written.
+        let mut a_at = Array::<usize>::new(rows);
+        #[unroll]
+        for r in 0..rows {
+            a_at[r] = usize::min(r0 + r, mu - 1) * ku;
+        }
+        for kk in 0..ku {
+            let b_at = kk * nv + c0;
+            let mut bv = Array::<Vector<f32, N>>::new(cols);
+            #[unroll]
+            for j in 0..cols {
+                bv[j] = b[b_at + j];
+            }
+            #[unroll]
+            for r in 0..rows {
+                let av = Vector::<f32, N>::new(a[a_at[r] + kk]);
+                #[unroll]
+                for j in 0..cols {
+                    acc[r * cols + j] += av * bv[j];
+                }
+            }
+        }
+        if comptime!(epilogue != EPILOGUE_NONE) {
+            #[unroll]
+            for j in 0..cols {
+                let bj = bias[c0 + j];
+                #[unroll]
+                for r in 0..rows {
+                    acc[r * cols + j] += bj;
+                }
+            }
+        }
+        if comptime!(epilogue == EPILOGUE_BIAS_GELU) {
+            let half = Vector::<f32, N>::new(0.5f32);
+            let one = Vector::<f32, N>::new(1.0f32);
+            let rsqrt2 = Vector::<f32, N>::new(0.70710677f32);
+            #[unroll]
+            for t in 0..rows * cols {
+                let v = acc[t];
+                acc[t] = half * v * (one + Erf::erf(v * rsqrt2));
+            }
+        }
+        #[unroll]
+        for r in 0..rows {
+            if r0 + r < mu {
+                #[unroll]
+                for j in 0..cols {
+                    c[(r0 + r) * nv + c0 + j] = acc[r * cols + j];
+                }
+            }
+        }
+    }
+}
+
+/// [`gemm`]'s epilogues.
+pub const EPILOGUE_NONE: u32 = 0;
+pub const EPILOGUE_BIAS: u32 = 1;
+pub const EPILOGUE_BIAS_GELU: u32 = 2;

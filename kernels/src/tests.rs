@@ -133,6 +133,29 @@ fn matmul_matches_reference() {
 }
 
 #[test]
+fn linear_layers_match_reference() {
+    // (37, 19, 128) and (9, 384, 1536) take the CPU runtime's own GEMM with its epilogue (row
+    // tails included); (5, 7, 12) takes cubek's matmul and the separate bias/GELU kernels.
+    let mut rng = Rng::new(6);
+    for c in devices() {
+        for (m, k, n) in [(37, 19, 128), (9, 384, 1536), (5, 7, 12)] {
+            let lhs = rng.floats(m * k);
+            let rhs = rng.floats(k * n);
+            let bias = rng.floats(n);
+            let product = reference::matmul(&lhs, &rhs, m, k, n);
+            let biased: Vec<f32> = product.iter().enumerate().map(|(i, v)| v + bias[i % n]).collect();
+            let (l, r, b) = (c.upload_f32(&lhs), c.upload_f32(&rhs), c.upload_f32(&bias));
+            let what = format!("{} linear {m}×{k}×{n}", c.backend());
+            let plain = c.read_f32(c.linear(&l, &r, Some(&b), false, m, k, n).unwrap()).unwrap();
+            assert_close(&plain, &biased, 1e-3, &format!("{what} + bias"));
+            let gelu = c.read_f32(c.linear(&l, &r, Some(&b), true, m, k, n).unwrap()).unwrap();
+            let want: Vec<f32> = biased.iter().map(|&v| reference::gelu(v)).collect();
+            assert_close(&gelu, &want, 1e-3, &format!("{what} + bias, GELU"));
+        }
+    }
+}
+
+#[test]
 fn bias_and_gelu_match_reference() {
     let mut rng = Rng::new(4);
     for c in devices() {
