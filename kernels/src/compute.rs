@@ -235,6 +235,21 @@ impl Compute {
         if self.backend == Backend::Cpu && n.is_multiple_of(GEMM_COLUMNS) && m > 0 && k > 0 {
             return Ok(self.gemm(lhs, rhs, bias, gelu, m, k, n));
         }
+        self.cubek_linear(lhs, rhs, bias, gelu, m, k, n)
+    }
+
+    /// [`Compute::linear`] by cubek's matmul, then the bias/GELU kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn cubek_linear(
+        &self,
+        lhs: &Handle,
+        rhs: &Handle,
+        bias: Option<&Handle>,
+        gelu: bool,
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<Handle, KernelError> {
         let dtype = f32::elem_type_native();
         let out = TensorHandle::empty(&self.client, vec![m, n], dtype);
         let lhs = TensorHandle::new_contiguous(vec![m, k], lhs.clone(), dtype);
@@ -259,6 +274,30 @@ impl Compute {
             (None, false) => {}
         }
         Ok(out.handle)
+    }
+
+    /// Seconds per `m × k × n` product with bias and GELU (the encoder's feed-forward layer),
+    /// median of `reps`, by [`Compute::linear`] and by cubek's matmul with the separate
+    /// bias/GELU kernel, on random inputs: for `benches/gemm.rs`.
+    #[doc(hidden)]
+    pub fn time_linear(&self, m: usize, k: usize, n: usize, reps: usize) -> Result<(f64, f64), KernelError> {
+        let floats = |len: usize| (0..len).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect::<Vec<f32>>();
+        let (lhs, rhs, bias) =
+            (self.upload_f32(&floats(m * k)), self.upload_f32(&floats(k * n)), self.upload_f32(&floats(n)));
+        let median = |f: &dyn Fn() -> Result<Handle, KernelError>| -> Result<f64, KernelError> {
+            self.read_f32(f()?)?;
+            let mut times = Vec::with_capacity(reps);
+            for _ in 0..reps.max(1) {
+                let start = std::time::Instant::now();
+                self.read_f32(f()?)?;
+                times.push(start.elapsed().as_secs_f64());
+            }
+            times.sort_by(f64::total_cmp);
+            Ok(times[times.len() / 2])
+        };
+        let ours = median(&|| self.linear(&lhs, &rhs, Some(&bias), true, m, k, n))?;
+        let cubek = median(&|| self.cubek_linear(&lhs, &rhs, Some(&bias), true, m, k, n))?;
+        Ok((ours, cubek))
     }
 
     /// [`ops::gemm`]: `n` is a multiple of [`GEMM_COLUMNS`].

@@ -274,7 +274,7 @@ pub fn attention<N: Size>(
                 let c = Vector::<f32, N>::new(correction);
                 #[unroll]
                 for d in 0..hv {
-                    acc[d] = acc[d] * c;
+                    acc[d] *= c;
                 }
                 #[unroll]
                 for l in 0..N::value() {
