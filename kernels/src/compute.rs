@@ -284,19 +284,27 @@ impl Compute {
         let floats = |len: usize| (0..len).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect::<Vec<f32>>();
         let (lhs, rhs, bias) =
             (self.upload_f32(&floats(m * k)), self.upload_f32(&floats(k * n)), self.upload_f32(&floats(n)));
-        let median = |f: &dyn Fn() -> Result<Handle, KernelError>| -> Result<f64, KernelError> {
+        let ours = || self.linear(&lhs, &rhs, Some(&bias), true, m, k, n);
+        let cubek = || self.cubek_linear(&lhs, &rhs, Some(&bias), true, m, k, n);
+        let timed = |f: &dyn Fn() -> Result<Handle, KernelError>| -> Result<f64, KernelError> {
+            let start = std::time::Instant::now();
             self.read_f32(f()?)?;
-            let mut times = Vec::with_capacity(reps);
-            for _ in 0..reps.max(1) {
-                let start = std::time::Instant::now();
-                self.read_f32(f()?)?;
-                times.push(start.elapsed().as_secs_f64());
-            }
-            times.sort_by(f64::total_cmp);
-            Ok(times[times.len() / 2])
+            Ok(start.elapsed().as_secs_f64())
         };
-        let ours = median(&|| self.linear(&lhs, &rhs, Some(&bias), true, m, k, n))?;
-        let cubek = median(&|| self.cubek_linear(&lhs, &rhs, Some(&bias), true, m, k, n))?;
+        // Warm-up (compiles both), then the two paths alternate so that drift in the machine's
+        // speed hits both alike.
+        timed(&ours)?;
+        timed(&cubek)?;
+        let (mut a, mut b) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
+        for _ in 0..reps.max(1) {
+            a.push(timed(&ours)?);
+            b.push(timed(&cubek)?);
+        }
+        let median = |mut times: Vec<f64>| {
+            times.sort_by(f64::total_cmp);
+            times[times.len() / 2]
+        };
+        let (ours, cubek) = (median(a), median(b));
         Ok((ours, cubek))
     }
 
