@@ -253,14 +253,16 @@ pub fn attention_keys(
     }
 }
 
-/// Multi-head self-attention with a padding mask, one unit per (sequence, head, query token).
+/// Multi-head self-attention with a padding mask, one unit per (sequence, head, run of
+/// `queries` consecutive query tokens).
 ///
 /// `q` and `v` hold each token's projections, `heads * head_dim` floats wide, as does `out`;
 /// `kt` and `bias` are [`attention_keys`]' layout, so that a vector holds `N` consecutive keys:
 /// a block of `N` scores costs `head_dim` vector multiply-adds, and its softmax weights one
-/// vector `exp`. The softmax is computed online over blocks of keys (running maximum and sum),
-/// so one compiled kernel serves every sequence length, which MUST be a multiple of `N`; the
-/// output accumulates in `head_vectors = head_dim / N` registers.
+/// vector `exp`. Each key and value vector loaded serves all of the unit's queries. The softmax
+/// is computed online over blocks of keys (running maximum and sum), so one compiled kernel
+/// serves every sequence length, which MUST be a multiple of `N` and of `queries`; the outputs
+/// accumulate in `queries × head_vectors` registers (`head_vectors = head_dim / N`).
 #[cube(launch_unchecked)]
 pub fn attention<N: Size>(
     q: &[f32],
@@ -274,62 +276,93 @@ pub fn attention<N: Size>(
     scale: f32,
     #[comptime] head_dim: usize,
     #[comptime] head_vectors: usize,
+    #[comptime] queries: usize,
 ) {
     let unit = ABSOLUTE_POS as u32;
-    if unit < n_seqs * heads * seq_len {
-        let i = unit % seq_len;
-        let head = (unit / seq_len) % heads;
-        let seq = unit / (seq_len * heads);
+    let runs = seq_len / queries as u32;
+    if unit < n_seqs * heads * runs {
+        let first = (unit % runs) * queries as u32;
+        let head = (unit / runs) % heads;
+        let seq = unit / (runs * heads);
         let hv = head_vectors;
         let blocks = (seq_len as usize) / N::value();
+        let width = heads as usize * head_dim;
         let width_v = heads as usize * hv;
-        let q_at = (seq * seq_len + i) as usize * heads as usize * head_dim + head as usize * head_dim;
+        let q_at = (seq * seq_len + first) as usize * width + head as usize * head_dim;
         let kt_at = (seq * heads + head) as usize * head_dim * blocks;
         let bias_at = seq as usize * blocks;
         let first_row = (seq * seq_len) as usize;
-        let mut acc = Array::<Vector<f32, N>>::new(hv);
+        let mut acc = Array::<Vector<f32, N>>::new(queries * hv);
         #[unroll]
-        for d in 0..hv {
-            acc[d] = Vector::<f32, N>::zeroed();
+        for t in 0..queries * hv {
+            acc[t] = Vector::<f32, N>::zeroed();
+        }
+        let mut running_max = Array::<f32>::new(queries);
+        let mut running_sum = Array::<f32>::new(queries);
+        #[unroll]
+        for qi in 0..queries {
+            running_max[qi] = MASKED;
+            running_sum[qi] = 0.0f32;
         }
         let scale_v = Vector::<f32, N>::new(scale);
-        let mut running_max = f32::new(MASKED);
-        let mut running_sum = 0.0f32;
+        let mut s = Array::<Vector<f32, N>>::new(queries);
         for b in 0..blocks {
-            let mut s = Vector::<f32, N>::zeroed();
+            #[unroll]
+            for qi in 0..queries {
+                s[qi] = Vector::<f32, N>::zeroed();
+            }
             #[unroll]
             for d in 0..head_dim {
-                s += Vector::<f32, N>::new(q[q_at + d]) * kt[kt_at + d * blocks + b];
-            }
-            s = s * scale_v + bias[bias_at + b];
-            let block_max = lane_max::<N>(s);
-            if block_max > MASKED * 0.5f32 {
-                let new_max = select(block_max > running_max, block_max, running_max);
-                let correction = vector_exp::<N>(Vector::<f32, N>::new(running_max - new_max)).extract(0usize);
-                let p = vector_exp::<N>(s - Vector::<f32, N>::new(new_max));
-                running_sum = running_sum * correction + lane_sum::<N>(p);
-                let c = Vector::<f32, N>::new(correction);
+                let keys = kt[kt_at + d * blocks + b];
                 #[unroll]
-                for d in 0..hv {
-                    acc[d] *= c;
+                for qi in 0..queries {
+                    s[qi] += Vector::<f32, N>::new(q[q_at + qi * width + d]) * keys;
+                }
+            }
+            let key_bias = bias[bias_at + b];
+            #[unroll]
+            for qi in 0..queries {
+                s[qi] = s[qi] * scale_v + key_bias;
+            }
+            // Padding masks keys, never queries: one lane tells whether the block has a key.
+            let block_max = lane_max::<N>(s[0]);
+            if block_max > MASKED * 0.5f32 {
+                #[unroll]
+                for qi in 0..queries {
+                    let m = lane_max::<N>(s[qi]);
+                    let new_max = select(m > running_max[qi], m, running_max[qi]);
+                    let correction = vector_exp::<N>(Vector::<f32, N>::new(running_max[qi] - new_max)).extract(0usize);
+                    s[qi] = vector_exp::<N>(s[qi] - Vector::<f32, N>::new(new_max));
+                    running_sum[qi] = running_sum[qi] * correction + lane_sum::<N>(s[qi]);
+                    running_max[qi] = new_max;
+                    let c = Vector::<f32, N>::new(correction);
+                    #[unroll]
+                    for d in 0..hv {
+                        acc[qi * hv + d] *= c;
+                    }
                 }
                 #[unroll]
                 for l in 0..N::value() {
-                    let weight = Vector::<f32, N>::new(p.extract(l));
                     let row = (first_row + b * N::value() + l) * width_v + head as usize * hv;
                     #[unroll]
                     for d in 0..hv {
-                        acc[d] += weight * v[row + d];
+                        let value = v[row + d];
+                        #[unroll]
+                        for qi in 0..queries {
+                            acc[qi * hv + d] += Vector::<f32, N>::new(s[qi].extract(l)) * value;
+                        }
                     }
                 }
-                running_max = new_max;
             }
         }
-        let inv = Vector::<f32, N>::new(select(running_sum > 0.0f32, 1.0f32 / running_sum, 0.0f32));
-        let out_at = (seq * seq_len + i) as usize * width_v + head as usize * hv;
         #[unroll]
-        for d in 0..hv {
-            out[out_at + d] = acc[d] * inv;
+        for qi in 0..queries {
+            let inv = Vector::<f32, N>::new(select(running_sum[qi] > 0.0f32, 1.0f32 / running_sum[qi], 0.0f32));
+            let out_at = (seq * seq_len + first) as usize * width_v + qi * width_v + head as usize * hv;
+            #[unroll]
+            for d in 0..hv {
+                out[out_at + d] = acc[qi * hv + d] * inv;
+            }
         }
     }
 }

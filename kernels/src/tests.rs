@@ -242,7 +242,11 @@ fn embedding_layer_norm_matches_reference() {
 fn attention_matches_reference_with_padding() {
     let mut rng = Rng::new(7);
     for c in devices() {
-        for (n, seq_len, heads, head_dim) in [(1, 1, 1, 1), (3, 7, 2, 4), (2, 5, 3, 6), (2, 33, 12, 32)] {
+        // Odd lengths take scalar lanes and one query per unit; 6 two queries, 32 and 48 four
+        // queries per unit and 16 keys per vector (the encoder's case).
+        let shapes =
+            [(1, 1, 1, 1), (3, 7, 2, 4), (2, 5, 3, 6), (2, 33, 12, 32), (3, 6, 2, 4), (2, 32, 12, 32), (3, 48, 2, 16)];
+        for (n, seq_len, heads, head_dim) in shapes {
             let width = heads * head_dim;
             let rows = n * seq_len;
             let [q, k, v] = [(); 3].map(|()| rng.floats(rows * width).iter().map(|x| x * 3.0).collect::<Vec<f32>>());
