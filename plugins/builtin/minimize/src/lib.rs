@@ -203,34 +203,34 @@ fn dense_scores(task: &str, items: &[Item]) -> Result<Vec<f64>, StageError> {
 pub fn keep_item_fields(item: &Item, needed: &[String], removed: &mut BTreeSet<String>) -> Item {
     let keep = |name: &str| needed.iter().any(|n| n == name);
     let mut out = Item::default();
-    let mut drop = |name: &str| {
+    let mut withhold = |name: &str| {
         removed.insert(name.to_owned());
     };
     if keep("id") {
         out.id.clone_from(&item.id)
     } else {
-        drop("id")
+        withhold("id")
     }
     if keep("kind") {
         out.kind.clone_from(&item.kind)
     } else {
-        drop("kind")
+        withhold("kind")
     }
     if keep("text") {
         out.text.clone_from(&item.text)
     } else {
-        drop("text")
+        withhold("text")
     }
     if keep("timestamp") {
         out.timestamp = item.timestamp;
     } else if item.timestamp.is_some() {
-        drop("timestamp");
+        withhold("timestamp");
     }
     for (name, value) in &item.fields {
         if keep(name) {
             out.fields.insert(name.clone(), value.clone());
         } else {
-            drop(name);
+            withhold(name);
         }
     }
     out
