@@ -102,10 +102,19 @@ const SCORE_CHUNK_BYTES: usize = 96 << 20;
 /// `GEMM_GROUP` row tiles go through the column strips together. Chosen by measuring the
 /// encoder's shapes (8192 × 384 × 384, × 1536 and 1536 × 384) over tiles 2×8, 4×4, 6×4 and
 /// groups 1–256.
-pub const GEMM_ROWS: usize = 4;
-pub const GEMM_COLUMNS: usize = 64;
+const GEMM_ROWS: usize = 4;
+const GEMM_COLUMNS: usize = 64;
 const GEMM_VECTOR: usize = 16;
 const GEMM_GROUP: usize = 64;
+
+/// What [`Compute::linear`] does after the product, per output row (a bias holds `n` floats).
+#[derive(Clone, Copy)]
+pub(crate) enum Then<'a> {
+    Nothing,
+    Bias(&'a Handle),
+    /// The bias, then exact GELU (BERT's feed-forward layer).
+    BiasGelu(&'a Handle),
+}
 
 /// Rows of scores a top-k launch reduces at once are cut in pieces this long, so each piece is
 /// one unit's work and the pieces run in parallel; the few survivors are merged on the host.
@@ -211,31 +220,30 @@ impl Compute {
         k: usize,
         n: usize,
     ) -> Result<Handle, KernelError> {
-        self.linear(lhs, rhs, None, false, m, k, n)
+        self.linear(lhs, rhs, Then::Nothing, m, k, n)
     }
 
-    /// `out = lhs · rhs (+ bias) (then GELU)`, all row-major; `bias` holds `n` floats.
+    /// `out = lhs · rhs`, then `then`, all row-major.
     ///
     /// On the CPU runtime, when `n` is a multiple of [`GEMM_COLUMNS`], this is [`ops::gemm`]
     /// with the bias and GELU applied while the tile is in registers (`cargo bench --bench gemm`
-    /// compares it with cubek's CPU GEMM on the encoder's shapes). Otherwise cubek's matmul (its CPU-tuned strategy on the
-    /// CPU runtime, where the automatic choice is pathologically slow; the automatic choice on
-    /// GPUs) followed by the bias/GELU kernel.
+    /// compares it with cubek's CPU GEMM on the encoder's shapes). Otherwise cubek's matmul
+    /// (its CPU-tuned strategy on the CPU runtime, where the automatic choice is pathologically
+    /// slow; the automatic choice on GPUs) followed by the bias/GELU kernel.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn linear(
         &self,
         lhs: &Handle,
         rhs: &Handle,
-        bias: Option<&Handle>,
-        gelu: bool,
+        then: Then<'_>,
         m: usize,
         k: usize,
         n: usize,
     ) -> Result<Handle, KernelError> {
         if self.backend == Backend::Cpu && n.is_multiple_of(GEMM_COLUMNS) && m > 0 && k > 0 {
-            return Ok(self.gemm(lhs, rhs, bias, gelu, m, k, n));
+            return Ok(self.gemm(lhs, rhs, then, m, k, n));
         }
-        self.cubek_linear(lhs, rhs, bias, gelu, m, k, n)
+        self.cubek_linear(lhs, rhs, then, m, k, n)
     }
 
     /// [`Compute::linear`] by cubek's matmul, then the bias/GELU kernel.
@@ -244,8 +252,7 @@ impl Compute {
         &self,
         lhs: &Handle,
         rhs: &Handle,
-        bias: Option<&Handle>,
-        gelu: bool,
+        then: Then<'_>,
         m: usize,
         k: usize,
         n: usize,
@@ -267,11 +274,10 @@ impl Compute {
             &mut MatmulElems::from_single_dtype(dtype),
         )
         .map_err(|e| KernelError::Runtime(format!("matmul {m}×{k}×{n}: {e:?}")))?;
-        match (bias, gelu) {
-            (Some(bias), true) => self.add_bias_gelu(&out.handle, bias, m, n),
-            (Some(bias), false) => self.add_bias(&out.handle, bias, m, n),
-            (None, true) => return Err(KernelError::Shape("GELU without a bias is not a layer here".into())),
-            (None, false) => {}
+        match then {
+            Then::Nothing => {}
+            Then::Bias(bias) => self.add_bias(&out.handle, bias, m, n),
+            Then::BiasGelu(bias) => self.add_bias_gelu(&out.handle, bias, m, n),
         }
         Ok(out.handle)
     }
@@ -284,8 +290,8 @@ impl Compute {
         let floats = |len: usize| (0..len).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect::<Vec<f32>>();
         let (lhs, rhs, bias) =
             (self.upload_f32(&floats(m * k)), self.upload_f32(&floats(k * n)), self.upload_f32(&floats(n)));
-        let ours = || self.linear(&lhs, &rhs, Some(&bias), true, m, k, n);
-        let cubek = || self.cubek_linear(&lhs, &rhs, Some(&bias), true, m, k, n);
+        let ours = || self.linear(&lhs, &rhs, Then::BiasGelu(&bias), m, k, n);
+        let cubek = || self.cubek_linear(&lhs, &rhs, Then::BiasGelu(&bias), m, k, n);
         let timed = |f: &dyn Fn() -> Result<Handle, KernelError>| -> Result<f64, KernelError> {
             let start = std::time::Instant::now();
             self.read_f32(f()?)?;
@@ -310,30 +316,17 @@ impl Compute {
 
     /// [`ops::gemm`]: `n` is a multiple of [`GEMM_COLUMNS`].
     #[allow(clippy::too_many_arguments)]
-    fn gemm(
-        &self,
-        lhs: &Handle,
-        rhs: &Handle,
-        bias: Option<&Handle>,
-        gelu: bool,
-        m: usize,
-        k: usize,
-        n: usize,
-    ) -> Handle {
+    fn gemm(&self, lhs: &Handle, rhs: &Handle, then: Then<'_>, m: usize, k: usize, n: usize) -> Handle {
         let w = GEMM_VECTOR;
         let out = self.empty_f32(m * n);
         let row_tiles = m.div_ceil(GEMM_ROWS);
         let units = row_tiles.div_ceil(GEMM_GROUP) * GEMM_GROUP * (n / GEMM_COLUMNS);
         let (count, dim) = self.grid(units);
-        let epilogue = match (bias, gelu) {
-            (None, _) => ops::EPILOGUE_NONE,
-            (Some(_), false) => ops::EPILOGUE_BIAS,
-            (Some(_), true) => ops::EPILOGUE_BIAS_GELU,
-        };
         // Without a bias the kernel never reads it; `rhs` stands in as a valid buffer.
-        let (bias, bias_len) = match bias {
-            Some(b) => (b, n),
-            None => (rhs, k * n),
+        let (epilogue, bias, bias_len) = match then {
+            Then::Nothing => (ops::EPILOGUE_NONE, rhs, k * n),
+            Then::Bias(b) => (ops::EPILOGUE_BIAS, b, n),
+            Then::BiasGelu(b) => (ops::EPILOGUE_BIAS_GELU, b, n),
         };
         // SAFETY: the kernel bounds row tiles by `m` and columns by `n / w` vectors; `lhs`
         // holds m × k floats, `rhs` k × n, `bias` n (when read), `out` m × n.

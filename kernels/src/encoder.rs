@@ -12,6 +12,7 @@ use cubecl::server::Handle;
 use safetensors::SafeTensors;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use crate::compute::Then;
 use crate::layers::Norm;
 use crate::{Compute, KernelError, ops};
 
@@ -250,12 +251,12 @@ impl Encoder {
             )
         };
         for layer in &self.layers {
-            let project = |(weight, bias): &(Handle, Handle)| c.linear(&hidden, weight, Some(bias), false, rows, h, h);
+            let project = |(weight, bias): &(Handle, Handle)| c.linear(&hidden, weight, Then::Bias(bias), rows, h, h);
             let (q, k, v) = (project(&layer.q)?, project(&layer.k)?, project(&layer.v)?);
             let context = c.attention(&q, &k, &v, &mask, n, seq_len, cfg.heads, h / cfg.heads);
             let projected = c.matmul(&context, &layer.attn_out, rows, h, h)?;
             c.residual_layer_norm(&projected, &layer.attn_out_bias, &hidden, norm(&layer.attn_norm), rows, h);
-            let inner = c.linear(&hidden, &layer.up, Some(&layer.up_bias), true, rows, h, cfg.intermediate)?;
+            let inner = c.linear(&hidden, &layer.up, Then::BiasGelu(&layer.up_bias), rows, h, cfg.intermediate)?;
             let down = c.matmul(&inner, &layer.down, rows, cfg.intermediate, h)?;
             c.residual_layer_norm(&down, &layer.down_bias, &hidden, norm(&layer.out_norm), rows, h);
         }

@@ -5,6 +5,7 @@
 
 use cubecl::prelude::*;
 
+use crate::compute::Then;
 use crate::reference;
 use crate::{Backend, Compute, ops};
 
@@ -146,9 +147,9 @@ fn linear_layers_match_reference() {
             let biased: Vec<f32> = product.iter().enumerate().map(|(i, v)| v + bias[i % n]).collect();
             let (l, r, b) = (c.upload_f32(&lhs), c.upload_f32(&rhs), c.upload_f32(&bias));
             let what = format!("{} linear {m}×{k}×{n}", c.backend());
-            let plain = c.read_f32(c.linear(&l, &r, Some(&b), false, m, k, n).unwrap()).unwrap();
+            let plain = c.read_f32(c.linear(&l, &r, Then::Bias(&b), m, k, n).unwrap()).unwrap();
             assert_close(&plain, &biased, 1e-3, &format!("{what} + bias"));
-            let gelu = c.read_f32(c.linear(&l, &r, Some(&b), true, m, k, n).unwrap()).unwrap();
+            let gelu = c.read_f32(c.linear(&l, &r, Then::BiasGelu(&b), m, k, n).unwrap()).unwrap();
             let want: Vec<f32> = biased.iter().map(|&v| reference::gelu(v)).collect();
             assert_close(&gelu, &want, 1e-3, &format!("{what} + bias, GELU"));
         }
