@@ -18,8 +18,10 @@ setup:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 	@bash scripts/setup-kernels.sh
 
-# Test-only tools: Mermaid's own parser (Node.js) checks `tailor graph --format mermaid`.
+# Test-only tools: Mermaid's own parser (Node.js) checks `tailor graph --format mermaid`; a
+# Python venv takes the official `openai` client, which the daemon's chat endpoint is tested with.
 test-setup: setup
+	@python3 -c "import ensurepip, venv" >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv python3-pip; }
 	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
 	@[ -d tests/mermaid/node_modules/mermaid ] || npm ci --prefix tests/mermaid --no-audit --no-fund --loglevel=error
 

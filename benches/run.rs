@@ -108,6 +108,7 @@ fn main() {
                 history_version,
                 request_id: "bench".into(),
                 deadline: None,
+                wrap_complete: None,
             };
             let mut times = Vec::with_capacity(RUNS);
             let mut stages: Vec<(String, Vec<Duration>)> = Vec::new();

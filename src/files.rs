@@ -7,8 +7,8 @@ use tailor_dsl::span::SourceFile;
 
 /// Expands directories into the `*.kdl` files below them (sorted; hidden directories, `target`
 /// and `plugins` skipped: a `plugins` directory holds plugin crates and components, whose own
-/// example pipelines are checked against the plugin, not with everything else); files and the
-/// directories given are taken as given.
+/// example pipelines are checked against the plugin, not with everything else; `tailor.kdl`, a
+/// daemon configuration, skipped too); files and the directories given are taken as given.
 pub fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for path in paths {
@@ -30,7 +30,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
             if !name.starts_with('.') && name != "target" && name != "plugins" {
                 walk(&path, out)?;
             }
-        } else if path.extension().is_some_and(|e| e == "kdl") {
+        } else if path.extension().is_some_and(|e| e == "kdl") && name != tailor_engine::daemon::reload::DAEMON_CONFIG {
             out.push(path);
         }
     }

@@ -126,6 +126,28 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Serve pipelines over HTTP (spec/daemon.md, spec/openapi.yaml): runs, an OpenAI-compatible
+    /// chat endpoint, users' histories; API keys per tenant; live reload; OpenTelemetry traces
+    /// and Prometheus metrics.
+    ///
+    /// SIGTERM or ctrl-c drains requests in flight and exits; SIGHUP reloads the pipelines and
+    /// plugins (as does a change to their files, and POST /v1/admin/reload).
+    Serve {
+        /// The daemon's configuration file (KDL; see examples/tailor.kdl).
+        #[arg(long, default_value = "tailor.kdl", value_name = "FILE")]
+        config: PathBuf,
+        /// Listen here instead of the configuration's `listen` (ADDR:PORT; port 0 picks one).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Use this store file instead of the configuration's `store`.
+        #[arg(long, value_name = "FILE")]
+        store: Option<PathBuf>,
+    },
+    /// Make API keys for the daemon's configuration.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Measure Tailor's components on public benchmarks.
     Eval {
         #[command(subcommand)]
@@ -139,6 +161,22 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new random key and the line that grants it in tailor.kdl (only its SHA-256 is
+    /// stored there; the key itself is shown once).
+    New {
+        /// The tenant the key is for (omit with --admin).
+        #[arg(long, required_unless_present = "admin", conflicts_with = "admin")]
+        tenant: Option<String>,
+        /// A key for the admin routes (reload, metrics) instead.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Print the SHA-256 line for an existing key, read from stdin.
+    Hash,
 }
 
 #[derive(Subcommand)]
@@ -459,6 +497,11 @@ fn main() -> ExitCode {
             })
         }),
         Command::Run(args) => run_command(args),
+        Command::Serve { config, listen, store } => cmd::serve::run(&config, listen, store),
+        Command::Keys { command } => match command {
+            KeysCommand::New { tenant, admin } => cmd::serve::new_key(tenant.as_deref(), admin),
+            KeysCommand::Hash => cmd::serve::hash_key(),
+        },
         Command::Models { command } => match command {
             ModelsCommand::Pull { names } => cmd::models::pull(&names),
             ModelsCommand::List { format } => cmd::models::list(format),

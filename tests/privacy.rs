@@ -149,6 +149,7 @@ impl Setup {
             history_version,
             request_id: "privacy".into(),
             deadline: None,
+            wrap_complete: None,
         };
         self.rt.block_on(self.executor.run(request))
     }

@@ -2,6 +2,7 @@
 //! a module per area, helpers in `util`.
 
 mod check;
+mod daemon;
 mod diagnostics;
 mod durability;
 mod examples;
@@ -13,4 +14,5 @@ mod plugin;
 mod privacy;
 mod retrieval;
 mod run;
+mod serve_ops;
 mod util;

@@ -23,6 +23,7 @@
 //! assert_eq!(checked.pipelines[0].stages.len(), 1);
 //! ```
 
+pub mod daemon;
 pub mod exec;
 pub mod host;
 pub mod llm;

@@ -165,15 +165,24 @@ pub fn egress_audit() -> AuditCounts {
 /// entity types found and never their values. Placeholders (`<EMAIL_1>`) are not personal data.
 pub struct EgressGuard {
     inner: Arc<dyn Complete>,
-    analyzer: Analyzer,
+    analyzer: Arc<Analyzer>,
 }
 
 impl EgressGuard {
     /// `allow`: entity words (`location`…) let through; unknown words are ignored (the checker
     /// refuses them before a run).
     pub fn new(inner: Arc<dyn Complete>, allow: &[String]) -> EgressGuard {
+        EgressGuard::with(Arc::new(EgressGuard::analyzer(allow)), inner)
+    }
+
+    /// The recognizers a guard with `allow` scans with, to share between guards.
+    pub fn analyzer(allow: &[String]) -> Analyzer {
         let enabled: Vec<Entity> = Entity::ALL.into_iter().filter(|e| !allow.iter().any(|a| a == e.name())).collect();
-        EgressGuard { inner, analyzer: Analyzer::new(&enabled) }
+        Analyzer::new(&enabled)
+    }
+
+    pub fn with(analyzer: Arc<Analyzer>, inner: Arc<dyn Complete>) -> EgressGuard {
+        EgressGuard { inner, analyzer }
     }
 
     /// The entity types in `request` and how many of each, in [`Entity`] order.

@@ -87,6 +87,7 @@ pub fn run(llm: &LlmChoice, keep: bool) -> anyhow::Result<Outcome> {
                     history_version: version,
                     request_id: format!("demo-{user}"),
                     deadline: None,
+                    wrap_complete: None,
                 };
                 println!("\n--- for `{user}` ---");
                 match local.runtime.block_on(local.executor.run(request)) {

@@ -10,4 +10,5 @@ pub mod ingest;
 pub mod models;
 pub mod plugin;
 pub mod run;
+pub mod serve;
 pub mod test;

@@ -58,6 +58,8 @@ pub fn run(args: Run<'_>) -> anyhow::Result<Outcome> {
         history_version,
         request_id: format!("cli-{}", std::process::id()),
         deadline: args.timeout.map(|t| std::time::Instant::now() + t),
+
+        wrap_complete: None,
     };
     match local.runtime.block_on(local.executor.run(request)) {
         Ok(done) => {

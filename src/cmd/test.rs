@@ -103,6 +103,7 @@ fn run_one(
             history_version: version,
             request_id: format!("test-{tenant}"),
             deadline: None,
+            wrap_complete: None,
         };
         let report = local.executor.run(request).await.map_err(|f| f.error.to_string())?;
         let now = local.services.clock.now();

@@ -27,10 +27,11 @@ use tailor_dsl::types::{Item, Value};
 use tokio::task::JoinSet;
 
 pub use self::cache::{CacheKey, MemoryStageCache, StageCache};
-use crate::host::services::{ItemFilter, Scope, Services};
+use crate::host::services::{Complete, ItemFilter, Scope, Services};
 use crate::host::{Call, CallContext, CallLimits, LogLine, PluginHost, StageError};
 use crate::privacy::{EgressGuard, Vault};
 use crate::registry::Catalog;
+use tailor_pii::Analyzer;
 
 /// A pipeline ready to run: the checked graph and a fingerprint of it that changes whenever its
 /// meaning does (a different graph, setting or plugin version) but not with formatting.
@@ -85,7 +86,24 @@ pub struct RunRequest {
     pub request_id: String,
     /// The whole run's deadline; each stage's timeout is cut to what is left of it.
     pub deadline: Option<Instant>,
+    /// Wraps the LLM each stage reaches (tracing its calls, streaming its tokens); applied
+    /// inside the egress guard, so whatever it sends has been scanned.
+    pub wrap_complete: Option<CompleteWrap>,
 }
+
+/// What a [`RunRequest::wrap_complete`] is given for each stage that may call the LLM.
+pub struct StageLlm {
+    /// The stage's label.
+    pub stage: String,
+    /// The LLM as configured.
+    pub inner: Arc<dyn Complete>,
+    /// Puts back the originals of the run's placeholders known so far (for text leaving the
+    /// run before it ends, such as streamed tokens).
+    pub restore: Arc<dyn Fn(&str) -> String + Send + Sync>,
+}
+
+/// Wraps one stage's LLM.
+pub type CompleteWrap = Arc<dyn Fn(StageLlm) -> Arc<dyn Complete> + Send + Sync>;
 
 /// How a stage ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +149,8 @@ pub struct StageReport {
     pub started: Duration,
     pub elapsed: Duration,
     pub logs: Vec<LogLine>,
+    /// For a stage that failed (or recovered): the kind of error, for metrics (`trap`, `timeout`…).
+    pub error_kind: Option<&'static str>,
 }
 
 impl StageReport {
@@ -146,6 +166,7 @@ impl StageReport {
             started: Duration::ZERO,
             elapsed: Duration::ZERO,
             logs: Vec::new(),
+            error_kind: None,
         }
     }
 }
@@ -184,6 +205,20 @@ pub enum RunError {
     Deadline,
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl RunError {
+    /// A stable one-word kind, for metrics and error codes.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RunError::Inputs { .. } => "inputs",
+            RunError::PluginMissing { .. } => "plugin_missing",
+            RunError::Stage { error, .. } => error.kind(),
+            RunError::Eval { .. } | RunError::Output { .. } => "eval",
+            RunError::Deadline => "deadline",
+            RunError::Internal(_) => "internal",
+        }
+    }
 }
 
 /// Resource bounds every stage call gets, apart from the stage's own timeout.
@@ -228,10 +263,13 @@ impl Executor {
     pub async fn run(&self, mut request: RunRequest) -> Result<RunReport, RunFailure> {
         let started = Instant::now();
         let pipeline = Arc::clone(&request.loaded.pipeline);
-        if pipeline.privacy.egress == Egress::Strict
+        let guard = (pipeline.privacy.egress == Egress::Strict)
+            .then(|| Arc::new(EgressGuard::analyzer(&pipeline.privacy.allow)));
+        if request.wrap_complete.is_none()
+            && let Some(analyzer) = &guard
             && let Some(inner) = request.services.complete.take()
         {
-            request.services.complete = Some(Arc::new(EgressGuard::new(inner, &pipeline.privacy.allow)));
+            request.services.complete = Some(Arc::new(EgressGuard::with(Arc::clone(analyzer), inner)));
         }
         let fail = |error, stages| Err(RunFailure { error: Box::new(error), stages });
         let mut reports: Vec<StageReport> = pipeline.stages.iter().map(StageReport::cancelled).collect();
@@ -251,6 +289,7 @@ impl Executor {
             limits: self.limits,
             started,
             vault: std::sync::Mutex::default(),
+            guard,
         });
         let n = pipeline.stages.len();
         let mut outputs: Vec<Option<Arc<[Value]>>> = vec![None; n];
@@ -265,7 +304,7 @@ impl Executor {
         let spawn = |tasks: &mut JoinSet<(StageId, StageResult)>, id: StageId, outputs: &[Option<Arc<[Value]>>]| {
             let values = Values { inputs: Arc::clone(&shared.inputs), outputs: outputs.to_vec(), test_output: None };
             let shared = Arc::clone(&shared);
-            tasks.spawn(async move { (id, run_stage(&shared, id, values).await) });
+            tasks.spawn(async move { (id, run_stage(shared, id, values).await) });
         };
         for s in pipeline.stages.iter().filter(|s| s.deps.is_empty()) {
             spawn(&mut tasks, s.id, &outputs);
@@ -407,6 +446,8 @@ struct Shared {
     started: Instant,
     /// The run's placeholders (spec/privacy.md).
     vault: std::sync::Mutex<Vault>,
+    /// The egress guard's recognizers under `egress "strict"`.
+    guard: Option<Arc<Analyzer>>,
 }
 
 impl Shared {
@@ -442,7 +483,30 @@ struct StageResult {
     error: Option<RunError>,
 }
 
-async fn run_stage(shared: &Shared, id: StageId, values: Values) -> StageResult {
+/// The services one stage's call reaches: the LLM wrapped for the stage, then guarded.
+fn stage_services(shared: &Arc<Shared>, label: &str) -> Services {
+    let mut services = shared.request.services.clone();
+    if let Some(wrap) = &shared.request.wrap_complete
+        && let Some(inner) = services.complete.take()
+    {
+        let vault = Arc::clone(shared);
+        let restore = Arc::new(move |text: &str| {
+            let vault = vault.vault();
+            match vault.restore(&Value::text(text)) {
+                Value::Text(t) => t.to_string(),
+                _ => text.to_owned(),
+            }
+        });
+        let mut complete = wrap(StageLlm { stage: label.to_owned(), inner, restore });
+        if let Some(analyzer) = &shared.guard {
+            complete = Arc::new(EgressGuard::with(Arc::clone(analyzer), complete));
+        }
+        services.complete = Some(complete);
+    }
+    services
+}
+
+async fn run_stage(shared: Arc<Shared>, id: StageId, values: Values) -> StageResult {
     let request = &shared.request;
     let stage = request.loaded.pipeline.stage(id);
     let started = shared.started.elapsed();
@@ -534,7 +598,7 @@ async fn run_stage(shared: &Shared, id: StageId, values: Values) -> StageResult 
                 plugin: stage.plugin.name.clone(),
             }),
             filter,
-            services: request.services.clone(),
+            services: stage_services(&shared, &label),
             limits: CallLimits {
                 timeout,
                 memory_bytes: shared.limits.memory_bytes,
@@ -564,6 +628,9 @@ async fn run_stage(shared: &Shared, id: StageId, values: Values) -> StageResult 
     };
     let result = attempt.await;
     report.elapsed = clock.elapsed();
+    if let Err(error) = &result {
+        report.error_kind = Some(error.kind());
+    }
     let (values, error) = match result {
         Ok((outcome, produced, inputs, logs)) => {
             report.outcome = outcome;

@@ -56,6 +56,7 @@ fn request(loaded: &Loaded, inputs: Vec<Value>, services: Services) -> RunReques
         history_version: 1,
         request_id: "r1".into(),
         deadline: None,
+        wrap_complete: None,
     }
 }
 

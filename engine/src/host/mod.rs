@@ -164,6 +164,25 @@ pub enum StageError {
     Instantiate(String),
 }
 
+impl StageError {
+    /// A stable one-word kind, for metrics and error codes.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StageError::Trap { .. } => "trap",
+            StageError::Timeout { .. } => "timeout",
+            StageError::MemoryLimit { .. } => "memory_limit",
+            StageError::OutputTooLarge { .. } => "output_too_large",
+            StageError::Ungranted { .. } => "ungranted",
+            StageError::MalformedOutput { .. } => "malformed_output",
+            StageError::InvalidInput(_) => "invalid_input",
+            StageError::InvalidConfig(_) => "invalid_config",
+            StageError::Host(_) => "host",
+            StageError::Failed(_) => "failed",
+            StageError::Instantiate(_) => "instantiate",
+        }
+    }
+}
+
 fn panic_suffix(stderr: &str) -> String {
     if stderr.is_empty() { String::new() } else { format!(" (stderr: {stderr})") }
 }

@@ -24,7 +24,7 @@ use llguidance::toktrie::{ApproximateTokEnv, TokRxInfo, TokTrie};
 use llguidance::{Matcher, ParserFactory};
 use tokenizers::Tokenizer;
 
-use super::{Llm, LlmError, TokenStream};
+use super::{Llm, LlmError, Piece, TokenStream};
 use crate::host::services::{Complete, Completion, CompletionRequest, Role, ServiceError};
 
 /// Prompt tokens the local model accepts at most (its context is 8,192; longer prompts would
@@ -309,16 +309,19 @@ impl Llm for LocalLlm {
 
     async fn stream(&self, request: CompletionRequest) -> Result<TokenStream, LlmError> {
         let prompt = self.encode(&request)?;
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, LlmError>>(64);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Piece, LlmError>>(64);
         let llm = self.clone();
         tokio::task::spawn_blocking(move || {
             let seed = request.seed.unwrap_or_else(|| fastrand::u64(..));
             // A dropped receiver (the client went away) stops generation at the next token.
-            let sent =
-                llm.generate_one(&prompt, &request, seed, |piece| tx.blocking_send(Ok(piece.to_owned())).is_ok());
-            if let Err(e) = sent {
-                let _ = tx.blocking_send(Err(e));
-            }
+            let sent = llm.generate_one(&prompt, &request, seed, |piece| {
+                tx.blocking_send(Ok(Piece::Text(piece.to_owned()))).is_ok()
+            });
+            let last = match sent {
+                Ok((_, used)) => Ok(Piece::Usage { prompt_tokens: prompt.len() as u32, completion_tokens: used }),
+                Err(e) => Err(e),
+            };
+            let _ = tx.blocking_send(last);
         });
         Ok(Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })))
     }
@@ -429,7 +432,12 @@ mod tests {
         assert_eq!(d.texts.len(), 2);
         use futures_util::StreamExt as _;
         let pieces: Vec<String> = rt.block_on(async {
-            llm.stream(request("Name a color.", 12)).await.unwrap().map(|p| p.unwrap()).collect().await
+            llm.stream(request("Name a color.", 12))
+                .await
+                .unwrap()
+                .filter_map(|p| async move { p.unwrap().text().map(str::to_owned) })
+                .collect()
+                .await
         });
         assert_eq!(pieces.concat(), a.texts[0], "a stream carries the same text");
     }

@@ -58,8 +58,24 @@ impl From<LlmError> for ServiceError {
     }
 }
 
+/// What a stream carries: text as it is generated, and (once, usually last) the token counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    Usage { prompt_tokens: u32, completion_tokens: u32 },
+}
+
+impl Piece {
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Piece::Text(t) => Some(t),
+            Piece::Usage { .. } => None,
+        }
+    }
+}
+
 /// Text as it is generated.
-pub type TokenStream = Pin<Box<dyn Stream<Item = Result<String, LlmError>> + Send>>;
+pub type TokenStream = Pin<Box<dyn Stream<Item = Result<Piece, LlmError>> + Send>>;
 
 /// An LLM with typed errors and streaming.
 #[async_trait]

@@ -12,7 +12,7 @@ use eventsource_stream::Eventsource as _;
 use futures_util::StreamExt as _;
 use serde_json::{Value as Json, json};
 
-use super::{Llm, LlmError, TokenStream};
+use super::{Llm, LlmError, Piece, TokenStream};
 use crate::host::services::{Complete, Completion, CompletionRequest, Role, ServiceError};
 
 /// Which endpoint requests go to.
@@ -342,6 +342,13 @@ impl Llm for OpenAi {
                     Err(e) => Some(Err(LlmError::Malformed(format!("event stream: {e}")))),
                     Ok(ev) => match serde_json::from_str::<Json>(&ev.data) {
                         Err(e) => Some(Err(LlmError::Malformed(format!("a streamed chunk is not JSON: {e}")))),
+                        Ok(chunk) if chunk.get("usage").is_some_and(Json::is_object) => {
+                            let count = |k: &str| chunk["usage"][k].as_u64().unwrap_or(0) as u32;
+                            Some(Ok(Piece::Usage {
+                                prompt_tokens: count("prompt_tokens"),
+                                completion_tokens: count("completion_tokens"),
+                            }))
+                        }
                         Ok(chunk) => {
                             let choice = chunk.get("choices").and_then(|c| c.get(0));
                             let text = match endpoint {
@@ -351,7 +358,7 @@ impl Llm for OpenAi {
                                     .and_then(Json::as_str),
                                 Endpoint::Completions => choice.and_then(|c| c.get("text")).and_then(Json::as_str),
                             };
-                            text.filter(|t| !t.is_empty()).map(|t| Ok(t.to_owned()))
+                            text.filter(|t| !t.is_empty()).map(|t| Ok(Piece::Text(t.to_owned())))
                         }
                     },
                 })
@@ -363,10 +370,10 @@ impl Llm for OpenAi {
 
 /// Ends a stream at its first error, or with a timeout error once `deadline` passes.
 fn async_stream_deadline(
-    inner: impl futures_util::Stream<Item = Result<String, LlmError>> + Send + 'static,
+    inner: impl futures_util::Stream<Item = Result<Piece, LlmError>> + Send + 'static,
     deadline: Instant,
     timeout_ms: u64,
-) -> impl futures_util::Stream<Item = Result<String, LlmError>> + Send + 'static {
+) -> impl futures_util::Stream<Item = Result<Piece, LlmError>> + Send + 'static {
     let inner = Box::pin(inner);
     futures_util::stream::unfold((inner, false), move |(mut inner, done)| async move {
         if done {

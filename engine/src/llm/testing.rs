@@ -29,6 +29,12 @@ pub enum Reply {
     Echo { prefix: String },
     /// Answers every request with this text, `n` times.
     Text(String),
+    /// Waits, then answers as the inner reply.
+    Delayed(std::time::Duration, Box<Reply>),
+    /// Closes the connection without answering (a server that went down mid-request).
+    Disconnect,
+    /// The first reply whose marker is in the request's last user message, else `otherwise`.
+    ByPrompt { when: Vec<(String, Reply)>, otherwise: Box<Reply> },
 }
 
 impl Reply {
@@ -135,8 +141,21 @@ fn sse(events: Vec<String>, then_hang: bool) -> Response<Body> {
         .expect("invariant: a valid response")
 }
 
-/// A chat completion of `n` (from the request) copies of `text`.
+/// A chat completion of `n` (from the request) copies of `text`; streamed word by word when the
+/// request asks for a stream (with a usage chunk when it asks for one).
 fn candidates(request: &Json, text: &str) -> Response<Body> {
+    if request["stream"] == true {
+        let mut events: Vec<String> = text
+            .split_inclusive(' ')
+            .map(|piece| serde_json::json!({"choices": [{"index": 0, "delta": {"content": piece}}]}).to_string())
+            .collect();
+        if request["stream_options"]["include_usage"] == true {
+            let usage = serde_json::json!({"prompt_tokens": 1, "completion_tokens": events.len()});
+            events.push(serde_json::json!({"choices": [], "usage": usage}).to_string());
+        }
+        events.push("[DONE]".into());
+        return sse(events, false);
+    }
     let n = request["n"].as_u64().unwrap_or(1);
     let choices: Vec<Json> = (0..n)
         .map(|i| {
@@ -147,7 +166,19 @@ fn candidates(request: &Json, text: &str) -> Response<Body> {
     full(200, reply.to_string(), "application/json")
 }
 
-async fn handle(state: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
+/// Makes hyper close the connection without a response.
+#[derive(Debug)]
+struct Disconnect;
+
+impl std::fmt::Display for Disconnect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the fake server hangs up")
+    }
+}
+
+impl std::error::Error for Disconnect {}
+
+async fn handle(state: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Disconnect> {
     let path = req.uri().path().to_owned();
     let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let body: Json = serde_json::from_slice(&bytes).unwrap_or(Json::Null);
@@ -156,7 +187,32 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -
         state.requests.push((path, body.clone()));
         state.script.pop_front().or_else(|| state.fallback.clone())
     };
+    let last_user = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let mut reply = reply;
+    loop {
+        match reply {
+            Some(Reply::Delayed(delay, inner)) => {
+                tokio::time::sleep(delay).await;
+                reply = Some(*inner);
+            }
+            Some(Reply::ByPrompt { when, otherwise }) => {
+                reply = Some(
+                    when.into_iter()
+                        .find(|(marker, _)| last_user.contains(marker.as_str()))
+                        .map_or(*otherwise, |(_, r)| r),
+                );
+            }
+            _ => break,
+        }
+    }
     Ok(match reply {
+        Some(Reply::Delayed(..) | Reply::ByPrompt { .. }) => unreachable!("unwrapped above"),
+        Some(Reply::Disconnect) => return Err(Disconnect),
         None => full(500, "the fake server's script has run out".into(), "text/plain"),
         Some(Reply::Http { status, body, retry_after }) => {
             let mut resp = full(status, body, "application/json");
@@ -168,15 +224,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<hyper::body::Incoming>) -
         Some(Reply::Hang) => std::future::pending().await,
         Some(Reply::Sse(events)) => sse(events, false),
         Some(Reply::SseThenHang(events)) => sse(events, true),
-        Some(Reply::Echo { prefix }) => {
-            let last_user = body["messages"]
-                .as_array()
-                .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
-                .and_then(|m| m["content"].as_str())
-                .unwrap_or_default()
-                .to_owned();
-            candidates(&body, &format!("{prefix}{last_user}"))
-        }
+        Some(Reply::Echo { prefix }) => candidates(&body, &format!("{prefix}{last_user}")),
         Some(Reply::Text(text)) => candidates(&body, &text),
     })
 }

@@ -199,12 +199,17 @@ fn streaming_yields_the_pieces_in_order() {
             chunk("Gen"),
             chunk("mai"),
             chunk("cha"),
+            json!({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3}}).to_string(),
             "[DONE]".into(),
         ])])
         .await;
         let llm = client(&server, |_| {});
-        let pieces: Vec<String> = llm.stream(request(3)).await.unwrap().map(|p| p.unwrap()).collect().await;
-        assert_eq!(pieces, ["Gen", "mai", "cha"]);
+        let pieces: Vec<Piece> = llm.stream(request(3)).await.unwrap().map(|p| p.unwrap()).collect().await;
+        let text = |t: &str| Piece::Text(t.into());
+        assert_eq!(
+            pieces,
+            [text("Gen"), text("mai"), text("cha"), Piece::Usage { prompt_tokens: 7, completion_tokens: 3 }]
+        );
         let body = &server.requests()[0].1;
         assert_eq!(body["stream"], true);
         assert_eq!(body["n"], 1, "a stream carries one candidate");
@@ -218,7 +223,7 @@ fn a_stream_that_stalls_ends_with_a_timeout() {
         let server = FakeLlm::start(vec![Reply::SseThenHang(vec![chunk])]).await;
         let llm = Arc::new(client(&server, |c| c.timeout = Duration::from_millis(400)));
         let items: Vec<_> = llm.stream(request(1)).await.unwrap().collect().await;
-        assert_eq!(items[0], Ok("Sen".to_string()));
+        assert_eq!(items[0], Ok(Piece::Text("Sen".to_string())));
         assert_eq!(items[1..], [Err(LlmError::Timeout { ms: 400 })], "one timeout, then the stream ends");
     });
 }
