@@ -66,6 +66,23 @@ pub const TRAP: &str = r#"pipeline "trap" {
 }
 "#;
 
+/// Redacts, then asks the LLM, under `egress "strict"`.
+pub const PRIVATE: &str = r#"pipeline "private" {
+    input "message" type="text"
+    privacy {
+        egress "strict"
+    }
+    stage "redacted" use="builtin:pii-redact" {
+        text "input.message"
+        operator "placeholder"
+    }
+    stage "answer" use="builtin:generate" grants="complete" {
+        prompt "{{ redacted.text }}"
+    }
+    output "answer.text"
+}
+"#;
+
 /// A fake LLM that echoes the prompt, except when it holds a marker: `GARBAGE` (a reply that is
 /// not JSON), `SLOW` (1.5 s, then an echo), `HANG` (never answers), `DOWN` (hangs up),
 /// `STALL` (a stream that stops after two tokens).
@@ -574,5 +591,54 @@ fn the_example_daemon_config_serves_the_example_pipelines() {
     assert_eq!(names, ["persona-chat", "privacy-email", "review-rating", "writing-assistant"]);
     let (status, _) = call("GET", &d.url("/metrics"), Some("tlr_example_key_replace_me_admin"), None);
     assert_eq!(status, 200);
+    assert!(d.terminate().success());
+}
+
+#[test]
+fn streamed_tokens_pass_the_egress_guard_and_come_back_unredacted() {
+    let rt = runtime();
+    let llm = fake_llm(&rt);
+    let leaky = PRIVATE.replace("\"private\"", "\"leaky\"").replace("{{ redacted.text }}", "{{ input.message }}");
+    let dir =
+        layout("daemon-private", &config(&llm.url(), ""), &[("private.kdl", PRIVATE), ("leaky.kdl", &leaky)], &[]);
+    let d = Daemon::start(&dir.path().join("tailor.kdl"), &[]);
+    let email = "ana.lopez@example.com";
+    let chat = |model: &str| {
+        json!({"model": model, "user": "ana", "stream": true,
+               "messages": [{"role": "user", "content": format!("please write to {email} today")}]})
+    };
+    let resp =
+        client().post(d.url("/v1/chat/completions")).bearer_auth(ACME).json(&chat("private")).send().expect("stream");
+    assert_eq!(resp.status(), 200);
+    let (text, events, done) = read_stream(resp);
+    assert!(done);
+    assert_eq!(text, format!("echo: please write to {email} today"), "placeholders are put back as tokens pass");
+    assert!(events.len() > 10, "the answer came in pieces: {}", events.len());
+    let sent: String = llm.requests().iter().map(|(_, body)| body.to_string()).collect();
+    assert!(sent.contains("<EMAIL_1>") && !sent.contains(email), "the LLM saw only the placeholder: {sent}");
+
+    let before = llm.requests().len();
+    let resp =
+        client().post(d.url("/v1/chat/completions")).bearer_auth(ACME).json(&chat("leaky")).send().expect("stream");
+    let (text, events, done) = read_stream(resp);
+    assert!(done && text.is_empty(), "{text:?}");
+    let error = events.iter().find(|e| e["error"].is_object()).expect("an error event");
+    assert_eq!(error["error"]["code"], "run_failed");
+    assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("refused") && !m.contains(email)), "{error}");
+    assert_eq!(llm.requests().len(), before, "nothing left for the LLM");
+    let metrics = client().get(d.url("/metrics")).bearer_auth(ADMIN).send().expect("metrics").text().expect("text");
+    assert!(metrics.contains("tailor_egress_refused_entities_total{entity=\"email\"}"), "{metrics}");
+
+    // SIGHUP reloads.
+    d.signal("HUP");
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = client().get(d.url("/metrics")).bearer_auth(ADMIN).send().expect("metrics").text().expect("text");
+        if metrics.contains("tailor_reloads_total{trigger=\"signal\",outcome=\"unchanged\"} 1") {
+            break;
+        }
+        assert!(Instant::now() < until, "no reload after SIGHUP:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(d.terminate().success());
 }

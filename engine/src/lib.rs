@@ -1,5 +1,6 @@
-//! Tailor's engine: the plugin host and registry, and per-user [`retrieval`] today; the graph
-//! executor, store, LLM backends and daemon as they land (see DESIGN.md §3–§7).
+//! Tailor's engine: the plugin host and registry, the graph [`exec`]utor, the [`store`], the
+//! [`llm`] backends, per-user [`retrieval`], [`privacy`], and the HTTP [`daemon`] (see DESIGN.md
+//! §3–§7).
 //!
 //! The engine sees only the checked IR of [`tailor_dsl`], never its syntax. Every stage runs as
 //! a sandboxed WebAssembly component in the [`host`]; the [`registry`] loads the built-in and

@@ -1,9 +1,13 @@
 //! Turns the gazetteers in `data/` (one lowercase entry per line) into FST sets in `OUT_DIR`.
 //! An FST is searched where it lies in the binary: a plugin instance, which lives for one call,
 //! pays nothing to load it. `common_words.txt` is in frequency order and becomes a map from each
-//! word to its rank.
+//! word to its rank. The recognizers' regular expressions (`src/regexes.rs`) become serialized
+//! DFAs, so that no plugin instance compiles a pattern.
 
 use std::path::PathBuf;
+
+#[path = "src/regexes.rs"]
+mod regexes;
 
 fn main() {
     let data = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("data");
@@ -31,4 +35,17 @@ fn main() {
     ranked.sort_unstable();
     let map = fst::Map::from_iter(ranked).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     std::fs::write(out.join("common_words.fst"), map.as_fst().as_bytes()).unwrap();
+
+    // The recognizers' patterns, compiled to DFAs (src/regexes.rs).
+    let shared = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("src/regexes.rs");
+    println!("cargo:rerun-if-changed={}", shared.display());
+    for (name, pattern) in regexes::all() {
+        let re = regex_automata::dfa::regex::Regex::builder()
+            .build(&pattern)
+            .unwrap_or_else(|e| panic!("pattern `{name}`: {e}"));
+        let forward = re.forward().to_sparse().unwrap_or_else(|e| panic!("pattern `{name}`: {e}"));
+        let reverse = re.reverse().to_sparse().unwrap_or_else(|e| panic!("pattern `{name}`: {e}"));
+        std::fs::write(out.join(format!("{name}.fwd")), forward.to_bytes_little_endian()).unwrap();
+        std::fs::write(out.join(format!("{name}.rev")), reverse.to_bytes_little_endian()).unwrap();
+    }
 }

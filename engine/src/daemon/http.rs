@@ -849,6 +849,7 @@ async fn run_route(
     let catalog = Arc::clone(&generation.catalog);
     let done = execute(app, tenant, &user, served, catalog, inputs, tap, finish.cx.as_ref(), finish.deadline()).await?;
     let (prompt_tokens, completion_tokens) = done.tap.usage();
+    let llm_ms: f64 = done.tap.calls().iter().map(|c| c.elapsed.as_secs_f64() * 1e3).sum();
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -860,6 +861,7 @@ async fn run_route(
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
             "elapsed_ms": done.report.elapsed.as_secs_f64() * 1e3,
+            "llm_ms": llm_ms,
             "trace_id": finish.cx.as_ref().map(telemetry::trace_id),
         }),
     ))

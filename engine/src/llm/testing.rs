@@ -141,13 +141,18 @@ fn sse(events: Vec<String>, then_hang: bool) -> Response<Body> {
         .expect("invariant: a valid response")
 }
 
-/// A chat completion of `n` (from the request) copies of `text`; streamed word by word when the
-/// request asks for a stream (with a usage chunk when it asks for one).
+/// A chat completion of `n` (from the request) copies of `text`; streamed when the
+/// request asks for a stream, three characters a chunk (with a usage chunk when it asks for one).
 fn candidates(request: &Json, text: &str) -> Response<Body> {
     if request["stream"] == true {
-        let mut events: Vec<String> = text
-            .split_inclusive(' ')
-            .map(|piece| serde_json::json!({"choices": [{"index": 0, "delta": {"content": piece}}]}).to_string())
+        // Three characters a chunk: placeholders arrive split across chunks.
+        let chars: Vec<char> = text.chars().collect();
+        let mut events: Vec<String> = chars
+            .chunks(3)
+            .map(|piece| {
+                let piece: String = piece.iter().collect();
+                serde_json::json!({"choices": [{"index": 0, "delta": {"content": piece}}]}).to_string()
+            })
             .collect();
         if request["stream_options"]["include_usage"] == true {
             let usage = serde_json::json!({"prompt_tokens": 1, "completion_tokens": events.len()});

@@ -14,6 +14,7 @@
 //! dropped; overlapping detections are resolved ([`resolve_overlaps`]); the operators of
 //! [`redact`] replace what is left.
 
+mod dfa;
 pub mod eval;
 pub mod names;
 pub mod patterns;

@@ -22,8 +22,8 @@
 use std::sync::LazyLock;
 
 use fst::{Map, Set};
-use regex::Regex;
 
+use crate::dfa::{Pattern, pattern};
 use crate::{Detection, Entity};
 
 static FIRST_NAMES: LazyLock<Set<&'static [u8]>> =
@@ -197,8 +197,7 @@ impl Word<'_> {
     }
 }
 
-static WORD: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[\p{L}\p{M}]+(?:['’\-][\p{L}\p{M}]+)*").expect("invariant: valid pattern"));
+static WORD: LazyLock<Pattern> = LazyLock::new(|| pattern!("word"));
 
 fn tokenize(text: &str) -> Vec<Word<'_>> {
     WORD.find_iter(text)
@@ -341,41 +340,13 @@ fn phrase_of(words: &[Word]) -> String {
     words.iter().map(|w| w.lower.as_str()).collect::<Vec<_>>().join(" ")
 }
 
-static STREET: LazyLock<Vec<Regex>> = LazyLock::new(|| {
-    // Any run without spaces, digits or sentence punctuation: a small class, so these patterns
-    // stay cheap to compile in every plugin instance (a Unicode letter class repeated is not).
-    let word = r"[^\s\d,;:!?()<>\[\]{}\x22]+";
-    let number = r"[0-9]{1,5}[a-zA-Z]?";
-    let english = r"street|st|road|rd|avenue|ave|lane|ln|drive|dr|boulevard|blvd|court|ct|way|place|pl|square|sq|terrace|close|crescent|parkway|pkwy|highway|hwy|circle|cir|trail|alley|row|walk|gardens|mews";
-    let glued = r"straat|strasse|straße|str|gasse|weg|laan|plein|gracht|kade|singel|gatan|vägen|gränd|torget|vej|gade|veien|gata|katu|tie|utca|útja|ulica|allee|platz|ring|damm|ufer|gürtel|steig|park";
-    let before = r"rue|via|viale|calle|avenida|av|rua|praça|plaza|piazza|chemin|allée|boulevard|quai|impasse|carrer|paseo|ulica|ul|aleja|al|πλατεία|οδός|leoforos";
-    [
-        // `221B Baker Street`, `23 8 Wressle Road`, `230 Wit Rd`
-        format!(r"(?-u:\b)(?:{number}\s+){{1,2}}(?:{word}\s+){{0,4}}(?i:{english})(?-u:\b)\.?"),
-        // `Nassaustraat 123`, `Weblinger Gürtel 92`, `árpád fejedelem útja 45.`
-        format!(r"(?-u:\b)(?:{number}\s+)?(?:{word}\s+){{0,3}}[^\s\d,;:!?()<>\[\]{{}}\x22]*(?i:{glued})\.?\s+{number}(?-u:\b)\.?"),
-        // `107 Rue Abdelaziz Thâalbi`, `Πλατεία Μαβίλη 170`
-        format!(r"(?-u:\b)(?:{number}\s+)?(?i:{before})\.?\s+(?:{word}\s*){{1,4}}?(?:\s{number}(?-u:\b))?"),
-        // `46 velký průhon 426`, `87 Jakobi 69`: a number, one to three words, a number.
-        format!(r"(?-u:\b){number}\s+(?:{word}\s+){{1,3}}{number}(?-u:\b)"),
-    ]
-    .iter()
-    .map(|p| Regex::new(p).expect("invariant: valid pattern"))
-    .collect()
-});
-static UNIT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?-u:\b)(?:apt|apartment|suite|ste|unit|flat|room|floor|po box|p\.o\. box)\.?\s*#?\s*[0-9]{1,5}[a-z]?(?-u:\b)")
-        .expect("invariant: valid pattern")
-});
-static POST_CODE_AFTER_LABEL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?-u:\b)(?:zip|zip code|postal code|postcode|post code)\s*:?\s*([0-9]{4,6}(?:-[0-9]{4})?)(?-u:\b)")
-        .expect("invariant: valid pattern")
-});
+// The address patterns are in `regexes.rs`, compiled to DFAs by the build script.
+static STREET: LazyLock<[Pattern; 4]> =
+    LazyLock::new(|| [pattern!("street_0"), pattern!("street_1"), pattern!("street_2"), pattern!("street_3")]);
+static UNIT: LazyLock<Pattern> = LazyLock::new(|| pattern!("unit"));
+static POST_CODE_AFTER_LABEL: LazyLock<Pattern> = LazyLock::new(|| pattern!("post_code_after_label"));
 /// A unit at the start of a part of an address block.
-static UNIT_START: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?i:apt|apartment|suite|ste|unit)\.?[ \t]*#?[ \t]*[0-9]{1,5}[a-zA-Z]?")
-        .expect("invariant: valid pattern")
-});
+static UNIT_START: LazyLock<Pattern> = LazyLock::new(|| pattern!("unit_start"));
 
 /// The length of the address part at the start of `line` (after a street line): a unit, the
 /// `nan` of a missing field, a post code, up to five capitalised words (a city, region or
@@ -476,9 +447,10 @@ fn addresses(text: &str, out: &mut Vec<Detection>) {
     for m in UNIT.find_iter(text) {
         found.push((m.start(), m.end(), 0.6));
     }
-    for c in POST_CODE_AFTER_LABEL.captures_iter(text) {
-        let code = c.get(1).expect("invariant: group 1 always takes part");
-        found.push((code.start(), code.end(), 0.7));
+    for m in POST_CODE_AFTER_LABEL.find_iter(text) {
+        // The code is the digits (and `-`) that end the match.
+        let label = m.as_str().trim_end_matches(|c: char| c.is_ascii_digit() || c == '-').len();
+        found.push((m.start() + label, m.end(), 0.7));
     }
     for (start, end, score) in found {
         let (end, parts) = extend_block(text, end);
@@ -525,10 +497,7 @@ fn extend_block(text: &str, mut end: usize) -> (usize, usize) {
     (end, parts)
 }
 
-static ORG_PARTNERS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?-u:\b)\p{Lu}[\p{Ll}\p{M}]+(?:, \p{Lu}[\p{Ll}\p{M}]+)* and \p{Lu}[\p{Ll}\p{M}]+(?-u:\b)")
-        .expect("invariant: valid pattern")
-});
+static ORG_PARTNERS: LazyLock<Pattern> = LazyLock::new(|| pattern!("org_partners"));
 
 fn organizations(text: &str, words: &[Word], out: &mut Vec<Detection>) {
     for (i, w) in words.iter().enumerate() {

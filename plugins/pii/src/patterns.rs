@@ -6,55 +6,28 @@
 use std::net::Ipv6Addr;
 use std::sync::LazyLock;
 
-use regex::Regex;
-
+use crate::dfa::{Pattern, pattern};
 use crate::{Detection, Entity};
 
-fn regex(pattern: &str) -> Regex {
-    Regex::new(pattern).expect("invariant: recognizer patterns are valid")
-}
-
-static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    // `\w` is Unicode-aware: internationalised addresses (`jöhn@exämple.com`) count too. The
-    // top-level domain's 63-letter limit is checked after: a bounded repetition of a Unicode
-    // class would make this pattern ~100× costlier to compile, in every plugin instance.
-    regex(r"[\w.%+\-]+@\w(?:[\w\-]*\w)?(?:\.\w(?:[\w\-]*\w)?)*\.[^\W\d_][^\W\d_]+")
-});
-static URL: LazyLock<Regex> = LazyLock::new(|| regex(r#"(?i)(?-u:\b)(?:https?://|ftp://|www\.)[^\s<>"'`]+"#));
-static IPV4: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?-u:\b)"));
-static IPV6: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-f]{1,4})?"));
-static PHONE: LazyLock<Regex> = LazyLock::new(|| {
-    regex(
-        r"(?i)(?:(?:\+|(?-u:\b)00)[1-9][0-9]{0,2}[ .\-]?)?(?:\([0-9]{1,4}\)[ .\-]?)?[0-9]{1,4}(?:[ .\-]?[0-9]{1,4}){1,6}(?:\s?(?:x|ext\.?|extension)\s?[0-9]{1,6})?",
-    )
-});
-static CREDIT_CARD: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)[0-9](?:[ \-]?[0-9]){12,18}(?-u:\b)"));
-static IBAN: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)(?-u:\b)[a-z]{2}[0-9]{2}(?: ?[a-z0-9]){11,30}"));
-static US_SSN: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)[0-9]{3}[ \-][0-9]{2}[ \-][0-9]{4}(?-u:\b)"));
-static PHONE_EXTENSION: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)\s?(?:x|ext\.?|extension)\s?[0-9]{1,6}$"));
-static DATE_ISO: LazyLock<Regex> = LazyLock::new(|| {
-    regex(
-        r"(?-u:\b)([12][0-9]{3})-([0-9]{2})-([0-9]{2})(?:[T ][0-2][0-9]:[0-5][0-9](?::[0-5][0-9](?:\.[0-9]+)?)?(?:Z|[+\-][0-2][0-9]:?[0-5][0-9])?)?(?-u:\b)",
-    )
-});
-static DATE_NUMERIC: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"(?-u:\b)[0-9]{1,2}[/.][0-9]{1,2}[/.](?:[12][0-9]{3}|[0-9]{2})(?-u:\b)"));
-static DATE_WORDS: LazyLock<Regex> = LazyLock::new(|| {
-    let month = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?";
-    regex(&format!(
-        r"(?i)(?-u:\b)(?:[0-3]?[0-9](?:st|nd|rd|th)?\s+(?:of\s+)?{month},?\s+[12][0-9]{{3}}|{month}\s+[0-3]?[0-9](?:st|nd|rd|th)?,?\s+[12][0-9]{{3}}|{month}\s+[12][0-9]{{3}})(?-u:\b)"
-    ))
-});
-static DRIVER_LICENSE: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"(?-u:\b)(?:[A-Za-z][0-9]{4,14}|[A-Za-z]{2}[0-9]{5,12}|[0-9]{7,9})(?-u:\b)"));
-static PASSPORT: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)(?:[0-9]{9}|[A-Za-z][0-9]{8})(?-u:\b)"));
-static BTC_BASE58: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)[13][1-9A-HJ-NP-Za-km-z]{25,34}(?-u:\b)"));
-static BTC_BECH32: LazyLock<Regex> = LazyLock::new(|| regex(r"(?i)(?-u:\b)bc1[02-9ac-hj-np-z]{11,71}(?-u:\b)"));
-static ETH: LazyLock<Regex> = LazyLock::new(|| regex(r"(?-u:\b)0x[0-9a-fA-F]{40}(?-u:\b)"));
-static DATE: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"^(?:[0-9]{4}[./\-][0-9]{1,2}[./\-][0-9]{1,2}|[0-9]{1,2}[./\-][0-9]{1,2}[./\-][0-9]{2,4})$")
-});
+// The patterns are in `regexes.rs`, compiled to DFAs by the build script.
+static EMAIL: LazyLock<Pattern> = LazyLock::new(|| pattern!("email"));
+static URL: LazyLock<Pattern> = LazyLock::new(|| pattern!("url"));
+static IPV4: LazyLock<Pattern> = LazyLock::new(|| pattern!("ipv4"));
+static IPV6: LazyLock<Pattern> = LazyLock::new(|| pattern!("ipv6"));
+static PHONE: LazyLock<Pattern> = LazyLock::new(|| pattern!("phone"));
+static DIGIT_RUN: LazyLock<Pattern> = LazyLock::new(|| pattern!("digit_run"));
+static IBAN: LazyLock<Pattern> = LazyLock::new(|| pattern!("iban"));
+static US_SSN: LazyLock<Pattern> = LazyLock::new(|| pattern!("us_ssn"));
+static PHONE_EXTENSION: LazyLock<Pattern> = LazyLock::new(|| pattern!("phone_extension"));
+static DATE_ISO: LazyLock<Pattern> = LazyLock::new(|| pattern!("date_iso"));
+static DATE_NUMERIC: LazyLock<Pattern> = LazyLock::new(|| pattern!("date_numeric"));
+static DATE_WORDS: LazyLock<Pattern> = LazyLock::new(|| pattern!("date_words"));
+static DRIVER_LICENSE: LazyLock<Pattern> = LazyLock::new(|| pattern!("driver_license"));
+static PASSPORT: LazyLock<Pattern> = LazyLock::new(|| pattern!("passport"));
+static BTC_BASE58: LazyLock<Pattern> = LazyLock::new(|| pattern!("btc_base58"));
+static BTC_BECH32: LazyLock<Pattern> = LazyLock::new(|| pattern!("btc_bech32"));
+static ETH: LazyLock<Pattern> = LazyLock::new(|| pattern!("eth"));
+static DATE: LazyLock<Pattern> = LazyLock::new(|| pattern!("date"));
 
 fn char_before(text: &str, at: usize) -> Option<char> {
     text[..at].chars().next_back()
@@ -172,16 +145,58 @@ fn luhn_valid(digits: &str) -> bool {
 }
 
 fn credit_cards(text: &str, spans: &mut Vec<Detection>) {
-    for m in CREDIT_CARD.find_iter(text) {
-        let s = m.as_str();
-        let separators: Vec<char> = s.chars().filter(|c| !c.is_ascii_digit()).collect();
-        let one_kind = separators.windows(2).all(|w| w[0] == w[1]);
-        let number = digits(s);
-        let all_same = number.bytes().all(|b| b == number.as_bytes()[0]);
-        if one_kind && !all_same && (13..=19).contains(&number.len()) && luhn_valid(&number) {
-            spans.push(Detection::new(m.start(), m.end(), Entity::CreditCard, 1.0, number));
+    for run in DIGIT_RUN.find_iter(text) {
+        for (start, end) in card_candidates(run.as_str()) {
+            let s = &run.as_str()[start..end];
+            let separators: Vec<char> = s.chars().filter(|c| !c.is_ascii_digit()).collect();
+            let one_kind = separators.windows(2).all(|w| w[0] == w[1]);
+            let number = digits(s);
+            let all_same = number.bytes().all(|b| b == number.as_bytes()[0]);
+            if one_kind && !all_same && luhn_valid(&number) {
+                spans.push(Detection::new(run.start() + start, run.start() + end, Entity::CreditCard, 1.0, number));
+            }
         }
     }
+}
+
+/// The card-number candidates in a run of digits (ASCII digits with single spaces or dashes
+/// between them), as a leftmost-first search for 13 to 19 digits ending at a word boundary
+/// finds them: from each start, the longest such prefix; the next search starts after it. A
+/// start is the run's first digit or a digit after a separator.
+fn card_candidates(run: &str) -> Vec<(usize, usize)> {
+    let b = run.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < b.len() {
+        // Ends that may close a match: after a digit followed by a separator or the run's end.
+        let mut digits = 0;
+        let mut best = None;
+        for (i, &c) in b.iter().enumerate().skip(start) {
+            if !c.is_ascii_digit() {
+                continue;
+            }
+            digits += 1;
+            if digits > 19 {
+                break;
+            }
+            let boundary = i + 1 == b.len() || !b[i + 1].is_ascii_digit();
+            if digits >= 13 && boundary {
+                best = Some(i + 1);
+            }
+        }
+        match best {
+            Some(end) => {
+                out.push((start, end));
+                start = end;
+            }
+            None => start += 1,
+        }
+        // The next start: a digit after a separator.
+        while start < b.len() && !(b[start].is_ascii_digit() && (start == 0 || !b[start - 1].is_ascii_digit())) {
+            start += 1;
+        }
+    }
+    out
 }
 
 /// IBAN lengths by country (ISO 13616 registry).
@@ -316,9 +331,9 @@ fn phones(text: &str, spans: &mut Vec<Detection>) {
 /// 2017`, `Mar 2017`). Every part is range-checked. Scores: ISO and month names 0.6, numeric 0.5.
 fn dates(text: &str, spans: &mut Vec<Detection>) {
     for m in DATE_ISO.find_iter(text) {
-        let c = DATE_ISO.captures(m.as_str()).expect("invariant: the match matches");
-        let part = |i: usize| c.get(i).map_or(0, |g| g.as_str().parse::<u32>().unwrap_or(99));
-        if (1..=12).contains(&part(2)) && (1..=31).contains(&part(3)) {
+        // `YYYY-MM-DD` starts every match.
+        let part = |range: std::ops::Range<usize>| m.as_str().get(range).map_or(99, |p| p.parse::<u32>().unwrap_or(99));
+        if (1..=12).contains(&part(5..7)) && (1..=31).contains(&part(8..10)) {
             spans.push(Detection::new(m.start(), m.end(), Entity::DateTime, 0.6, m.as_str()));
         }
     }
@@ -483,6 +498,19 @@ mod tests {
         ] {
             assert!(found(text, Entity::Phone).is_empty(), "{text}");
         }
+    }
+
+    #[test]
+    fn card_candidates_are_what_a_bounded_leftmost_first_search_finds() {
+        fn spans(run: &str) -> Vec<&str> {
+            card_candidates(run).into_iter().map(|(a, b)| &run[a..b]).collect()
+        }
+        assert_eq!(spans("4111 1111 1111 1111"), ["4111 1111 1111 1111"]);
+        assert_eq!(spans("4111 1111 1111 1111 2024"), ["4111 1111 1111 1111"], "at most 19 digits, at a boundary");
+        assert_eq!(spans("12 34"), Vec::<&str>::new());
+        assert_eq!(spans("1234567890123456789012"), Vec::<&str>::new(), "no boundary within 19 digits");
+        assert_eq!(spans("12 4111111111111111"), ["12 4111111111111111"], "the leftmost start wins");
+        assert_eq!(spans("4111111111111111 5500000000000004"), ["4111111111111111", "5500000000000004"]);
     }
 
     #[test]

@@ -1,0 +1,256 @@
+//! The daemon under load: a six-stage pipeline (PII redaction, BM25 over 1,000 history items,
+//! the profile's statistics, data minimization, the generator, an output filter) served over
+//! HTTP on loopback, with a fake OpenAI-compatible LLM that answers at once (also on loopback).
+//!
+//! For each concurrency (1, then 8 connections kept alive), requests run for `--seconds` (default
+//! 15) after a warm-up; reported: requests/s, and p50/p99 latency as the client sees it, with and
+//! without the LLM's time (`llm_ms` of each answer: the loopback round trip to the fake LLM). The
+//! baseline, measured in the same run: the same pipeline through the executor in process (no
+//! HTTP, no routing, no auth), one run at a time — the ratio is what serving adds.
+//!
+//! Run with `cargo bench --bench daemon [-- --seconds N]`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tailor_dsl::types::Value;
+use tailor_engine::daemon::{self, DaemonConfig, KeyHash};
+use tailor_engine::exec::{CompleteWrap, RunRequest, StageLlm};
+use tailor_engine::host::services::{Complete, Completion, CompletionRequest, ServiceError};
+use tailor_engine::llm::testing::{FakeLlm, Reply};
+
+const KEY: &str = "bench-key";
+
+/// `NAME` and `CACHE` are filled in for each variant.
+const PIPELINE: &str = r#"pipeline "NAME" {
+    input "message" type="text"
+    stage "redacted" use="builtin:pii-redact" {
+        text "input.message"
+        operator "placeholder"
+    }
+    stage "words" use="builtin:retrieve" grants="search" {
+        query "redacted.text"
+        method "bm25"
+        k 8
+    }
+    stage "habits" use="builtin:profile" grants="search kv"CACHE {
+        max-items 200
+    }
+    stage "needed" use="builtin:minimize" {
+        profile "habits.stats"
+        fields "count"
+        items "words.items"
+        task "redacted.text"
+        max-items 4
+    }
+    stage "answer" use="builtin:generate" grants="complete" {
+        max-tokens 32
+        prompt """
+            {{ for it in needed.items }}- {{ it.text }}
+            {{ end }}The user has {{ needed.profile.count }} notes. Question: {{ redacted.text }}
+            """
+    }
+    stage "clean" use="builtin:pii-redact" {
+        text "answer.text"
+        operator "mask"
+    }
+    output "clean.text"
+}
+"#;
+
+const TOPICS: [&str; 10] =
+    ["hiking", "chess", "espresso", "cycling", "gardening", "jazz", "sourdough", "astronomy", "pottery", "sailing"];
+
+/// The LLM, with the time spent in it added up.
+struct Timed {
+    inner: Arc<dyn Complete>,
+    total: Arc<std::sync::Mutex<Duration>>,
+}
+
+#[async_trait::async_trait]
+impl Complete for Timed {
+    async fn complete(&self, request: CompletionRequest) -> Result<Completion, ServiceError> {
+        let started = Instant::now();
+        let out = self.inner.complete(request).await;
+        *self.total.lock().unwrap() += started.elapsed();
+        out
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+struct Sample {
+    total_ms: f64,
+    llm_ms: f64,
+}
+
+fn main() {
+    let mut seconds = 15u64;
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--seconds") {
+        seconds = args.get(i + 1).and_then(|s| s.parse().ok()).expect("--seconds N");
+    }
+    // The daemon's runtime: two workers, as on a 2-core machine.
+    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let llm = server_rt.block_on(FakeLlm::always(Reply::Text("Sure: try the north ridge at dawn.".into())));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
+    // The profiler as profilers are meant to run (cached until the history changes), and with
+    // every stage running on every request.
+    let variants = [("cached-profile", " cache=\"10m\""), ("uncached", "")];
+    for (name, cache) in variants {
+        let text = PIPELINE.replace("NAME", name).replace("CACHE", cache);
+        std::fs::write(dir.path().join(format!("pipelines/{name}.kdl")), text).unwrap();
+    }
+    let config_text = format!(
+        "store \"tailor.db\"\npipelines \"pipelines\"\nllm \"openai\" url=\"{}\" model=\"fake\"\n\
+         tenant \"bench\" {{\n    key \"{}\"\n}}\nlimits {{\n    concurrency 256\n}}\nreload {{\n    watch #false\n}}\n",
+        llm.url(),
+        KeyHash::of(KEY).to_text()
+    );
+    let file = tailor_dsl::span::SourceFile::new("tailor.kdl", config_text);
+    let config = DaemonConfig::parse(&file, dir.path()).expect("the bench's config");
+    let running = server_rt.block_on(daemon::start(config)).expect("the daemon starts");
+    let base = format!("http://{}", running.addr);
+    let app = Arc::clone(&running.app);
+
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let items: Vec<serde_json::Value> = (0..1000)
+        .map(|i| {
+            let topic = TOPICS[i % TOPICS.len()];
+            json!({"id": format!("n{i}"), "kind": "note",
+                   "text": format!("note {i}: thoughts on {topic}, the {} kind, with friends on day {}", TOPICS[(i * 7) % 10], i % 31)})
+        })
+        .collect();
+    client_rt.block_on(async {
+        let resp = client
+            .post(format!("{base}/v1/users/ana/items"))
+            .bearer_auth(KEY)
+            .json(&json!({"items": items}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap_or_default());
+    });
+    let message =
+        |i: usize| format!("Any tips on {} this weekend? Mail me at ana{i}@example.com", TOPICS[i % TOPICS.len()]);
+
+    println!("six-stage pipeline, 1,000 history items, fake LLM on loopback; daemon on 2 worker threads");
+    for (name, _) in variants {
+        // The baseline: the executor in process, one run at a time, its LLM time timed the same way.
+        let llm_time = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+        let timer = Arc::clone(&llm_time);
+        let wrap: CompleteWrap = Arc::new(move |s: StageLlm| {
+            Arc::new(Timed { inner: s.inner, total: Arc::clone(&timer) }) as Arc<dyn Complete>
+        });
+        let generation = app.reloader.current();
+        let served = generation.pipelines.get(name).expect("the bench pipeline").clone();
+        let in_process = |i: usize| {
+            let request = RunRequest {
+                loaded: served.loaded.clone(),
+                catalog: Arc::clone(&generation.catalog),
+                tenant: "bench".into(),
+                user: "ana".into(),
+                inputs: vec![Value::text(message(i))],
+                services: app.services.clone(),
+                history_version: 1,
+                request_id: String::new(),
+                deadline: None,
+                wrap_complete: Some(Arc::clone(&wrap)),
+            };
+            *llm_time.lock().unwrap() = Duration::ZERO;
+            let started = Instant::now();
+            let report = server_rt.block_on(app.executor.run(request)).expect("the pipeline runs");
+            let ms = (started.elapsed() - *llm_time.lock().unwrap()).as_secs_f64() * 1e3;
+            (ms, report.stages.iter().map(|s| (s.label.clone(), s.elapsed.as_secs_f64() * 1e3)).collect::<Vec<_>>())
+        };
+        for i in 0..50 {
+            in_process(i);
+        }
+        let runs: Vec<(f64, Vec<(String, f64)>)> = (0..500).map(in_process).collect();
+        let mut baseline: Vec<f64> = runs.iter().map(|r| r.0).collect();
+        baseline.sort_by(f64::total_cmp);
+        let stages: Vec<String> = runs[0].1.iter().map(|(label, _)| label.clone()).collect();
+        let per_stage: Vec<String> = stages
+            .iter()
+            .enumerate()
+            .map(|(i, label)| {
+                let mut times: Vec<f64> = runs.iter().map(|r| r.1[i].1).collect();
+                times.sort_by(f64::total_cmp);
+                format!("{label} {:.2}", percentile(&times, 0.5))
+            })
+            .collect();
+
+        println!("\n{name}:");
+        println!(
+            "in process (executor only, baseline), without the LLM's time: p50 {:.2} ms, p99 {:.2} ms (500 runs)",
+            percentile(&baseline, 0.5),
+            percentile(&baseline, 0.99)
+        );
+        println!("  per stage, p50 ms (the generator's includes its LLM call): {}", per_stage.join(", "));
+        for concurrency in [1usize, 8] {
+            let run = |deadline: Instant| {
+                let client = client.clone();
+                let base = base.clone();
+                async move {
+                    let mut tasks = Vec::new();
+                    for c in 0..concurrency {
+                        let (client, base) = (client.clone(), base.clone());
+                        tasks.push(tokio::spawn(async move {
+                            let mut samples = Vec::new();
+                            let mut i = c * 1_000_000;
+                            while Instant::now() < deadline {
+                                i += 1;
+                                let started = Instant::now();
+                                let resp = client
+                                    .post(format!("{base}/v1/pipelines/{name}/run"))
+                                    .bearer_auth(KEY)
+                                    .json(&json!({"user": "ana", "input": message(i)}))
+                                    .send()
+                                    .await
+                                    .expect("a response");
+                                assert_eq!(resp.status(), 200);
+                                let body: serde_json::Value = resp.json().await.expect("JSON");
+                                let total_ms = started.elapsed().as_secs_f64() * 1e3;
+                                samples.push(Sample { total_ms, llm_ms: body["llm_ms"].as_f64().unwrap_or(0.0) });
+                            }
+                            samples
+                        }));
+                    }
+                    let mut all = Vec::new();
+                    for t in tasks {
+                        all.extend(t.await.expect("a client task"));
+                    }
+                    all
+                }
+            };
+            client_rt.block_on(run(Instant::now() + Duration::from_secs(2)));
+            let started = Instant::now();
+            let samples = client_rt.block_on(run(Instant::now() + Duration::from_secs(seconds)));
+            let wall = started.elapsed().as_secs_f64();
+            let mut total: Vec<f64> = samples.iter().map(|s| s.total_ms).collect();
+            let mut without_llm: Vec<f64> = samples.iter().map(|s| s.total_ms - s.llm_ms).collect();
+            total.sort_by(f64::total_cmp);
+            without_llm.sort_by(f64::total_cmp);
+            println!(
+                "HTTP, {concurrency} connection(s): {:.0} requests/s; latency p50 {:.2} ms, p99 {:.2} ms; without the LLM's time \
+                 p50 {:.2} ms, p99 {:.2} ms; p50 without LLM / in-process p50 = {:.2}× ({} requests)",
+                samples.len() as f64 / wall,
+                percentile(&total, 0.5),
+                percentile(&total, 0.99),
+                percentile(&without_llm, 0.5),
+                percentile(&without_llm, 0.99),
+                percentile(&without_llm, 0.5) / percentile(&baseline, 0.5),
+                samples.len(),
+            );
+        }
+    }
+    server_rt.block_on(running.shutdown());
+}
