@@ -422,8 +422,7 @@ fn keeps_serving_through_llm_and_plugin_faults_and_malformed_requests() {
         assert_eq!((status, error_code(&body)), (422, "run_failed"), "{marker}: {body}");
         let stage = &body["error"]["stages"][1];
         assert_eq!(stage["outcome"], "failed", "{marker}: {body}");
-        assert!(stage["error_kind"].as_str().is_some(), "{marker}: {body}");
-        let _ = kind;
+        assert_eq!(stage["error_kind"], kind, "{marker}: {body}");
         let (status, ok) = run(&d, ACME, "ana", "fine");
         assert_eq!(status, 200, "after {marker}: {ok}");
     }
@@ -462,7 +461,7 @@ fn keeps_serving_through_llm_and_plugin_faults_and_malformed_requests() {
         })
         .collect();
     let answers: Vec<(u16, bool)> = slow.into_iter().map(|t| t.join().expect("thread")).collect();
-    assert!(answers.iter().any(|a| *a == (503, true)), "{answers:?}");
+    assert!(answers.contains(&(503, true)), "{answers:?}");
     assert!(answers.iter().all(|(s, _)| *s == 200 || *s == 503), "{answers:?}");
 
     // The deadline: a run that cannot finish in time is answered 504.
@@ -538,7 +537,7 @@ fn malformed(rng: &mut fastrand::Rng, i: usize) -> Vec<u8> {
     match i % 10 {
         0 => (0..rng.usize(1..200)).map(|_| rng.u8(..)).collect(),
         1 => base.as_bytes()[..rng.usize(1..base.len())].to_vec(),
-        2 => format!("{}{}", "[".repeat(100_000.min(60_000)), "]".repeat(10)).into_bytes(),
+        2 => format!("{}{}", "[".repeat(60_000), "]".repeat(10)).into_bytes(),
         3 => json!([1, 2, 3]).to_string().into_bytes(),
         4 => json!({"user": rng.i64(..), "input": "x", "items": "nope", "model": [], "messages": {}}).to_string().into_bytes(),
         5 => json!({"user": "ana", "unexpected": true, "extra": 1}).to_string().into_bytes(),
@@ -598,9 +597,18 @@ fn the_example_daemon_config_serves_the_example_pipelines() {
 fn streamed_tokens_pass_the_egress_guard_and_come_back_unredacted() {
     let rt = runtime();
     let llm = fake_llm(&rt);
-    let leaky = PRIVATE.replace("\"private\"", "\"leaky\"").replace("{{ redacted.text }}", "{{ input.message }}");
-    let dir =
-        layout("daemon-private", &config(&llm.url(), ""), &[("private.kdl", PRIVATE), ("leaky.kdl", &leaky)], &[]);
+    let leaky = r#"pipeline "leaky" {
+    input "message" type="text"
+    privacy {
+        egress "strict"
+    }
+    stage "answer" use="builtin:generate" grants="complete" {
+        prompt "{{ input.message }}"
+    }
+    output "answer.text"
+}
+"#;
+    let dir = layout("daemon-private", &config(&llm.url(), ""), &[("private.kdl", PRIVATE), ("leaky.kdl", leaky)], &[]);
     let d = Daemon::start(&dir.path().join("tailor.kdl"), &[]);
     let email = "ana.lopez@example.com";
     let chat = |model: &str| {

@@ -56,7 +56,7 @@ fn reloads_100_times_under_load_without_a_failed_request() {
                 let c = client();
                 let mut n = 0usize;
                 while !stop.load(Ordering::Relaxed) {
-                    let pipeline = if n % 2 == 0 { "chat" } else { "trivial" };
+                    let pipeline = if n.is_multiple_of(2) { "chat" } else { "trivial" };
                     n += 1;
                     let resp = c
                         .post(format!("{base}/v1/pipelines/{pipeline}/run"))

@@ -22,7 +22,7 @@ use tailor_dsl::ir::{ExprKind, Pipeline};
 use tailor_dsl::types::{Type, Value};
 
 use super::App;
-use super::http::{ApiError, Body, Finish, check_user, execute, json_kind, json_response, to_json_value};
+use super::http::{ApiError, Body, Finish, Job, check_user, execute, json_kind, json_response, to_json_value};
 use super::reload::Generation;
 use super::tap::{RunTap, StreamTarget};
 use super::telemetry;
@@ -170,18 +170,17 @@ pub(super) async fn completions(
     let id = format!("chatcmpl-{}", finish.cx.as_ref().map(telemetry::span_id).unwrap_or_default());
     if !chat.stream {
         let tap = RunTap::new(app.tracing.capture_prompts, None);
-        let done = execute(
-            app,
+        let job = Job {
             tenant,
-            &chat.user,
+            user: &chat.user,
             served,
-            Arc::clone(&generation.catalog),
-            values,
+            catalog: Arc::clone(&generation.catalog),
+            inputs: values,
             tap,
-            finish.cx.as_ref(),
-            finish.deadline(),
-        )
-        .await?;
+            cx: finish.cx.as_ref(),
+            deadline: finish.deadline(),
+        };
+        let done = execute(app, job).await?;
         let (prompt, completion) = done.tap.usage();
         return Ok(json_response(
             StatusCode::OK,
@@ -201,17 +200,19 @@ pub(super) async fn completions(
         ));
     }
     let (frames_tx, frames_rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let producer = tokio::spawn(produce(
-        Arc::clone(app),
-        tenant.to_owned(),
-        chat,
-        Arc::clone(&generation),
-        values,
-        finish.cx.clone(),
-        finish.deadline(),
-        Stamp { id, created },
-        frames_tx,
-    ));
+    let producer = tokio::spawn(
+        Producer {
+            app: Arc::clone(app),
+            tenant: tenant.to_owned(),
+            chat,
+            generation: Arc::clone(&generation),
+            values,
+            cx: finish.cx.clone(),
+            deadline: finish.deadline(),
+            stamp: Stamp { id, created },
+        }
+        .run(frames_tx),
+    );
     // Dropping the body (the client went away) aborts the producer, which cancels the run.
     let guard = (AbortOnDrop(producer), finish.detach(200));
     let frames = tokio_stream_from(frames_rx).map(move |b| {
@@ -255,8 +256,8 @@ impl Stamp {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn produce(
+/// A streamed answer's run: everything it needs, owned, for its own task.
+struct Producer {
     app: Arc<App>,
     tenant: String,
     chat: Chat,
@@ -265,70 +266,85 @@ async fn produce(
     cx: Option<opentelemetry::Context>,
     deadline: std::time::Instant,
     stamp: Stamp,
-    frames: tokio::sync::mpsc::Sender<Bytes>,
-) {
-    let Some(served) = generation.pipelines.get(&chat.pipeline) else { return };
-    let model = chat.pipeline.as_str();
-    let (tokens_tx, mut tokens) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let target =
-        streamed_stage(&served.loaded.pipeline).map(|stage| StreamTarget::new(stage, Arc::clone(&app.llm), tokens_tx));
-    let tap = RunTap::new(app.tracing.capture_prompts, target);
-    let send = |b: Bytes| frames.send(b);
-    if send(stamp.chunk(model, json!({"role": "assistant", "content": ""}), None)).await.is_err() {
-        return;
-    }
-    let catalog = Arc::clone(&generation.catalog);
-    let run = execute(&app, &tenant, &chat.user, served, catalog, values, Arc::clone(&tap), cx.as_ref(), deadline);
-    tokio::pin!(run);
-    let mut streamed = String::new();
-    let result = loop {
-        tokio::select! {
-            biased;
-            Some(token) = tokens.recv() => {
-                streamed.push_str(&token);
-                if send(stamp.chunk(model, json!({"content": token}), None)).await.is_err() {
-                    return;
-                }
-            }
-            result = &mut run => break result,
-        }
-    };
-    while let Ok(token) = tokens.try_recv() {
-        streamed.push_str(&token);
-        if send(stamp.chunk(model, json!({"content": token}), None)).await.is_err() {
+}
+
+impl Producer {
+    /// Runs the pipeline and writes the answer's events to `frames` until it ends or the client goes
+    /// away.
+    async fn run(self, frames: tokio::sync::mpsc::Sender<Bytes>) {
+        let Producer { app, tenant, chat, generation, values, cx, deadline, stamp } = self;
+        let Some(served) = generation.pipelines.get(&chat.pipeline) else { return };
+        let model = chat.pipeline.as_str();
+        let (tokens_tx, mut tokens) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let target = streamed_stage(&served.loaded.pipeline)
+            .map(|stage| StreamTarget::new(stage, Arc::clone(&app.llm), tokens_tx));
+        let tap = RunTap::new(app.tracing.capture_prompts, target);
+        let send = |b: Bytes| frames.send(b);
+        if send(stamp.chunk(model, json!({"role": "assistant", "content": ""}), None)).await.is_err() {
             return;
         }
-    }
-    match result {
-        Ok(done) => {
-            // What the stream has not shown yet: all of the output, or (when a stage changed it
-            // after streaming) the part after what was streamed.
-            let text = output_text(&done.report.output);
-            let rest = match text.strip_prefix(streamed.as_str()) {
-                Some(rest) => rest.to_owned(),
-                None => {
-                    eprintln!("stream {}: the output differs from the streamed text; not sent again", stamp.id);
-                    String::new()
+        let job = Job {
+            tenant: &tenant,
+            user: &chat.user,
+            served,
+            catalog: Arc::clone(&generation.catalog),
+            inputs: values,
+            tap: Arc::clone(&tap),
+            cx: cx.as_ref(),
+            deadline,
+        };
+        let run = execute(&app, job);
+        tokio::pin!(run);
+        let mut streamed = String::new();
+        let result = loop {
+            tokio::select! {
+                biased;
+                Some(token) = tokens.recv() => {
+                    streamed.push_str(&token);
+                    if send(stamp.chunk(model, json!({"content": token}), None)).await.is_err() {
+                        return;
+                    }
                 }
-            };
-            if !rest.is_empty() && send(stamp.chunk(model, json!({"content": rest}), None)).await.is_err() {
+                result = &mut run => break result,
+            }
+        };
+        while let Ok(token) = tokens.try_recv() {
+            streamed.push_str(&token);
+            if send(stamp.chunk(model, json!({"content": token}), None)).await.is_err() {
                 return;
             }
-            let _ = send(stamp.chunk(model, json!({}), Some("stop"))).await;
-            if chat.include_usage {
-                let (p, c) = tap.usage();
-                let usage = json!({
-                    "id": stamp.id, "object": "chat.completion.chunk", "created": stamp.created, "model": model,
-                    "choices": [], "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c},
-                });
-                let _ = send(Bytes::from(format!("data: {usage}\n\n"))).await;
+        }
+        match result {
+            Ok(done) => {
+                // What the stream has not shown yet: all of the output, or (when a stage changed it
+                // after streaming) the part after what was streamed.
+                let text = output_text(&done.report.output);
+                let rest = match text.strip_prefix(streamed.as_str()) {
+                    Some(rest) => rest.to_owned(),
+                    None => {
+                        eprintln!("stream {}: the output differs from the streamed text; not sent again", stamp.id);
+                        String::new()
+                    }
+                };
+                if !rest.is_empty() && send(stamp.chunk(model, json!({"content": rest}), None)).await.is_err() {
+                    return;
+                }
+                let _ = send(stamp.chunk(model, json!({}), Some("stop"))).await;
+                if chat.include_usage {
+                    let (p, c) = tap.usage();
+                    let usage = json!({
+                        "id": stamp.id, "object": "chat.completion.chunk", "created": stamp.created, "model": model,
+                        "choices": [], "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c},
+                    });
+                    let _ = send(Bytes::from(format!("data: {usage}\n\n"))).await;
+                }
+            }
+            Err(e) => {
+                let _ = send(Bytes::from(format!("data: {}\n\n", e.body()))).await;
             }
         }
-        Err(e) => {
-            let _ = send(Bytes::from(format!("data: {}\n\n", e.body()))).await;
-        }
+        let _ = send(Bytes::from_static(b"data: [DONE]\n\n")).await;
     }
-    let _ = send(Bytes::from_static(b"data: [DONE]\n\n")).await;
 }
 
 #[cfg(test)]

@@ -445,7 +445,7 @@ impl Reader<'_> {
 
     fn arg<'n>(&mut self, node: &'n KdlNode) -> Option<&'n KdlEntry> {
         let arg = node.entries().iter().find(|e| e.name().is_none());
-        if arg.is_none() && !node.children().is_some_and(|c| !c.nodes().is_empty()) {
+        if arg.is_none() && node.children().is_none_or(|c| c.nodes().is_empty()) {
             self.problem(node, format!("`{}` needs a value", node.name().value()));
         }
         arg

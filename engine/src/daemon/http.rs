@@ -372,6 +372,8 @@ impl Drop for Finish {
 async fn handle(app: Arc<App>, req: Request<hyper::body::Incoming>) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
+    let has_body = req.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
     app.metrics.in_flight.inc();
     let route = Route::parse(req.uri().path());
     let template = route.as_ref().map_or("unknown", Route::template);
@@ -413,6 +415,11 @@ async fn handle(app: Arc<App>, req: Request<hyper::body::Incoming>) -> Response<
         }
     }
     finish.status = response.status().as_u16();
+    // An error may be answered before the body is read (a key, a route, the size limit): the
+    // connection cannot be reused then, and the client must not try.
+    if has_body && response.status().as_u16() >= 400 {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 
@@ -739,18 +746,23 @@ pub(super) struct Done {
     pub tap: Arc<RunTap>,
 }
 
+/// One run a request asks for.
+pub(super) struct Job<'a> {
+    pub tenant: &'a str,
+    pub user: &'a str,
+    pub served: &'a Served,
+    /// The plugins of the generation the request started on.
+    pub catalog: Arc<crate::registry::Catalog>,
+    pub inputs: Vec<Value>,
+    pub tap: Arc<RunTap>,
+    /// The request's span.
+    pub cx: Option<&'a Context>,
+    pub deadline: Instant,
+}
+
 /// Runs a pipeline for a tenant's user, with metrics and spans.
-pub(super) async fn execute(
-    app: &App,
-    tenant: &str,
-    user: &str,
-    served: &Served,
-    catalog: Arc<crate::registry::Catalog>,
-    inputs: Vec<Value>,
-    tap: Arc<RunTap>,
-    cx: Option<&Context>,
-    deadline: Instant,
-) -> Result<Done, ApiError> {
+pub(super) async fn execute(app: &App, job: Job<'_>) -> Result<Done, ApiError> {
+    let Job { tenant, user, served, catalog, inputs, tap, cx, deadline } = job;
     let history_version = app.store.history_version(tenant, user).await.map_err(ApiError::internal)?;
     let request_id = cx.map(telemetry::trace_id).unwrap_or_default();
     let request = RunRequest {
@@ -846,8 +858,17 @@ async fn run_route(
     })?;
     let inputs = inputs_from(served, body.get("input"))?;
     let tap = RunTap::new(app.tracing.capture_prompts, None);
-    let catalog = Arc::clone(&generation.catalog);
-    let done = execute(app, tenant, &user, served, catalog, inputs, tap, finish.cx.as_ref(), finish.deadline()).await?;
+    let job = Job {
+        tenant,
+        user: &user,
+        served,
+        catalog: Arc::clone(&generation.catalog),
+        inputs,
+        tap,
+        cx: finish.cx.as_ref(),
+        deadline: finish.deadline(),
+    };
+    let done = execute(app, job).await?;
     let (prompt_tokens, completion_tokens) = done.tap.usage();
     let llm_ms: f64 = done.tap.calls().iter().map(|c| c.elapsed.as_secs_f64() * 1e3).sum();
     Ok(json_response(

@@ -605,10 +605,11 @@ async fn run_stage(shared: Arc<Shared>, id: StageId, values: Values) -> StageRes
                 output_bytes: shared.limits.output_bytes,
             },
         };
-        let out = entry.plugin.call(&shared.host, call).await.map_err(|error| RunError::Stage {
-            stage: label.clone(),
-            loc: stage.loc,
-            error,
+        let cut_by_deadline = timeout < stage.timeout;
+        let out = entry.plugin.call(&shared.host, call).await.map_err(|error| match error {
+            // The stage's own timeout did not run out: the run's deadline did.
+            StageError::Timeout { .. } if cut_by_deadline => RunError::Deadline,
+            error => RunError::Stage { stage: label.clone(), loc: stage.loc, error },
         })?;
         let mut by_name: BTreeMap<String, Value> = out.outputs.into_iter().collect();
         let mut produced: Vec<Value> =
@@ -639,6 +640,11 @@ async fn run_stage(shared: Arc<Shared>, id: StageId, values: Values) -> StageRes
             (produced, None)
         }
         Err(error) => match &stage.on_error {
+            // Past the run's deadline nothing recovers.
+            OnError::Fail | OnError::Skip | OnError::Fallback(_) if error == RunError::Deadline => {
+                report.outcome = Outcome::Failed { error: error.to_string() };
+                (zeros(), Some(error))
+            }
             OnError::Fail => {
                 report.outcome = Outcome::Failed { error: error.to_string() };
                 (zeros(), Some(error))
