@@ -637,6 +637,22 @@ fn streamed_tokens_pass_the_egress_guard_and_come_back_unredacted() {
     let metrics = client().get(d.url("/metrics")).bearer_auth(ADMIN).send().expect("metrics").text().expect("text");
     assert!(metrics.contains("tailor_egress_refused_entities_total{entity=\"email\"}"), "{metrics}");
 
+    // A new pipeline file is picked up by the watch.
+    let renamed = PRIVATE.replace("\"private\"", "\"private2\"");
+    std::fs::write(dir.path().join("pipelines/.private2.kdl.tmp"), renamed).expect("write");
+    std::fs::rename(dir.path().join("pipelines/.private2.kdl.tmp"), dir.path().join("pipelines/private2.kdl"))
+        .expect("rename");
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, list) = call("GET", &d.url("/v1/pipelines"), Some(ACME), None);
+        if list["pipelines"].as_array().is_some_and(|l| l.iter().any(|p| p["name"] == "private2")) {
+            assert_eq!(list["version"], 2, "{list}");
+            break;
+        }
+        assert!(Instant::now() < until, "the watch did not reload:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // SIGHUP reloads.
     d.signal("HUP");
     let until = Instant::now() + Duration::from_secs(30);

@@ -206,8 +206,11 @@ fn watch(app: Arc<App>) -> Result<(notify::RecommendedWatcher, tokio::task::Join
     use notify::Watcher as _;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Pipeline files and plugins only: a store or a log kept in the same directory must not
+        // reload everything on every write.
         if let Ok(event) = event
             && !matches!(event.kind, notify::EventKind::Access(_))
+            && event.paths.iter().any(|p| p.extension().is_some_and(|e| e == "kdl" || e == "wasm"))
         {
             let _ = tx.send(());
         }
