@@ -37,6 +37,7 @@ test: test-setup
 	cd plugins && $(CARGO) fmt --all -- --check
 	$(CARGO) test -j$(JOBS) --workspace
 	cd plugins && $(CARGO) test -j$(JOBS) --workspace
+	cd plugins && $(CARGO) test -j$(JOBS) -p tailor-pii --features runtime-regex
 
 bench: setup
 	$(CARGO) bench -j$(JOBS) --bench check

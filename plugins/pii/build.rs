@@ -36,9 +36,13 @@ fn main() {
     let map = fst::Map::from_iter(ranked).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     std::fs::write(out.join("common_words.fst"), map.as_fst().as_bytes()).unwrap();
 
-    // The recognizers' patterns, compiled to DFAs (src/regexes.rs).
+    // The recognizers' patterns, compiled to DFAs (src/regexes.rs), unless they are compiled at
+    // run time (`runtime-regex`).
     let shared = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("src/regexes.rs");
     println!("cargo:rerun-if-changed={}", shared.display());
+    if std::env::var_os("CARGO_FEATURE_RUNTIME_REGEX").is_some() {
+        return;
+    }
     for (name, pattern) in regexes::all() {
         let re = regex_automata::dfa::regex::Regex::builder()
             .build(&pattern)

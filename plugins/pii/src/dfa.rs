@@ -1,22 +1,42 @@
-//! The recognizers' patterns as DFAs compiled by the build script (see `regexes.rs`): loading one
-//! is a validation pass over bytes already in the binary, searching is the DFA's.
+//! The recognizers' patterns (`regexes.rs`), one way or the other:
+//!
+//! - by default, as DFAs compiled by the build script: loading one takes microseconds, over bytes
+//!   already in the binary — what a plugin instance, which lives for one call, needs;
+//! - with the `runtime-regex` feature, compiled at first use with the `regex` crate (~20 ms for
+//!   all of them), whose literal prefilters search long texts ~3× faster — what a long-lived
+//!   process (the host's egress guard) wants.
+//!
+//! Both find the same leftmost-first matches.
 
+#[cfg(not(feature = "runtime-regex"))]
 use regex_automata::dfa::regex::Regex;
+#[cfg(not(feature = "runtime-regex"))]
 use regex_automata::dfa::sparse::DFA;
 
-#[cfg(target_endian = "big")]
+#[cfg(all(target_endian = "big", not(feature = "runtime-regex")))]
 compile_error!("the recognizers' DFAs are serialized little-endian");
 
 /// A compiled pattern.
+#[cfg(not(feature = "runtime-regex"))]
 pub struct Pattern(Regex<DFA<&'static [u8]>>);
+#[cfg(feature = "runtime-regex")]
+pub struct Pattern(regex::Regex);
 
 /// The DFAs of the pattern `$name` in `regexes.rs`, as the build script wrote them.
+#[cfg(not(feature = "runtime-regex"))]
 macro_rules! pattern {
     ($name:literal) => {
         $crate::dfa::Pattern::load(
             include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".fwd")),
             include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".rev")),
         )
+    };
+}
+/// The pattern `$name` in `regexes.rs`, compiled.
+#[cfg(feature = "runtime-regex")]
+macro_rules! pattern {
+    ($name:literal) => {
+        $crate::dfa::Pattern::compile($name)
     };
 }
 pub(crate) use pattern;
@@ -41,12 +61,24 @@ impl<'h> Match<'h> {
     }
 }
 
+#[cfg(feature = "runtime-regex")]
 impl Pattern {
+    pub fn compile(name: &str) -> Pattern {
+        let (_, text) = crate::regexes::all()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .expect("invariant: every pattern the recognizers name is in regexes.rs");
+        Pattern(regex::Regex::new(&text).expect("invariant: the build compiled this pattern"))
+    }
+}
+
+impl Pattern {
+    #[cfg(not(feature = "runtime-regex"))]
     pub fn load(forward: &'static [u8], reverse: &'static [u8]) -> Pattern {
         // SAFETY: both are the output of `to_bytes_little_endian` of this same regex-automata
         // version (Cargo.lock holds one, for the build script and this crate), written by
         // build.rs from patterns it compiled, and embedded unchanged; only little-endian targets
-        // build (below). Checking them again would cost every plugin instance milliseconds.
+        // build (above). Checking them again would cost every plugin instance milliseconds.
         let (fwd, _) = unsafe { DFA::from_bytes_unchecked(forward) }.expect("invariant: build.rs wrote a forward DFA");
         let (rev, _) = unsafe { DFA::from_bytes_unchecked(reverse) }.expect("invariant: build.rs wrote a reverse DFA");
         Pattern(Regex::builder().build_from_dfas(fwd, rev))

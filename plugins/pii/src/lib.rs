@@ -18,6 +18,8 @@ mod dfa;
 pub mod eval;
 pub mod names;
 pub mod patterns;
+#[cfg(feature = "runtime-regex")]
+mod regexes;
 
 use std::collections::BTreeMap;
 
