@@ -557,7 +557,7 @@ async fn dispatch(
         Route::Reload => {
             let outcome = app.reload(Trigger::Admin).await;
             let status = match outcome.outcome {
-                super::reload::Result::RolledBack => StatusCode::UNPROCESSABLE_ENTITY,
+                super::reload::Status::RolledBack => StatusCode::UNPROCESSABLE_ENTITY,
                 _ => StatusCode::OK,
             };
             Ok(json_response(status, &serde_json::to_value(outcome).map_err(ApiError::internal)?))

@@ -135,17 +135,17 @@ impl App {
         self.metrics.reloads.get_or_create(&labels).inc();
         self.metrics.generation.set(outcome.version as i64);
         match outcome.outcome {
-            reload::Result::RolledBack => {
+            reload::Status::RolledBack => {
                 eprintln!("reload ({trigger:?}) refused, still serving version {}:", outcome.version);
                 for e in &outcome.errors {
                     eprintln!("  {e}");
                 }
             }
-            reload::Result::Applied => eprintln!(
+            reload::Status::Applied => eprintln!(
                 "reload ({trigger:?}): now serving version {} (pipelines {:?}, plugins {:?})",
                 outcome.version, outcome.pipelines, outcome.plugins
             ),
-            reload::Result::Unchanged => {}
+            reload::Status::Unchanged => {}
         }
         outcome
     }

@@ -47,7 +47,6 @@ pub struct Generation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
-    Start,
     Watch,
     Signal,
     Admin,
@@ -82,7 +81,7 @@ impl Changes {
 /// How a reload ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Result {
+pub enum Status {
     /// The new generation is served.
     Applied,
     /// Nothing changed; nothing was swapped.
@@ -94,7 +93,7 @@ pub enum Result {
 /// The report of one reload (the body of `POST /v1/admin/reload`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
-    pub outcome: Result,
+    pub outcome: Status,
     pub trigger: Trigger,
     /// The generation served after the reload.
     pub version: u64,
@@ -125,7 +124,7 @@ impl Reloader {
         builtins: Arc<Catalog>,
         pipelines_dir: PathBuf,
         plugins_dir: Option<PathBuf>,
-    ) -> std::result::Result<Reloader, Vec<String>> {
+    ) -> Result<Reloader, Vec<String>> {
         let empty = Generation {
             version: 0,
             catalog: Arc::clone(&builtins),
@@ -167,7 +166,7 @@ impl Reloader {
         let built = build(&self.host, &self.builtins, &self.pipelines_dir, self.plugins_dir.as_deref(), &old).await;
         let outcome = match built {
             Err(errors) => Outcome {
-                outcome: Result::RolledBack,
+                outcome: Status::RolledBack,
                 trigger,
                 version: old.version,
                 pipelines: Changes::default(),
@@ -182,7 +181,7 @@ impl Reloader {
                 let plugins = Changes::between(&plugin_shas(&old), &plugin_shas(&new), |a, b| a == b);
                 if pipelines.is_empty() && plugins.is_empty() {
                     Outcome {
-                        outcome: Result::Unchanged,
+                        outcome: Status::Unchanged,
                         trigger,
                         version: old.version,
                         pipelines,
@@ -194,7 +193,7 @@ impl Reloader {
                     let version = old.version + 1;
                     self.current.store(Arc::new(Generation { version, ..new }));
                     Outcome {
-                        outcome: Result::Applied,
+                        outcome: Status::Applied,
                         trigger,
                         version,
                         pipelines,
@@ -226,7 +225,7 @@ async fn build(
     pipelines_dir: &Path,
     plugins_dir: Option<&Path>,
     previous: &Generation,
-) -> std::result::Result<Generation, Vec<String>> {
+) -> Result<Generation, Vec<String>> {
     let mut errors = Vec::new();
     let mut catalog = (**builtins).clone();
     let mut plugin_files = BTreeMap::new();
@@ -327,7 +326,7 @@ pub const DAEMON_CONFIG: &str = "tailor.kdl";
 
 /// The files ending in `.ext` in `dir` (below it too when `deep`), sorted; hidden entries skipped
 /// (editors and deployments write temporary files there).
-fn files_with(dir: &Path, ext: &str, deep: bool) -> std::result::Result<Vec<PathBuf>, String> {
+fn files_with(dir: &Path, ext: &str, deep: bool) -> Result<Vec<PathBuf>, String> {
     fn walk(dir: &Path, ext: &str, deep: bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let mut entries: Vec<PathBuf> =
             std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
