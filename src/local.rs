@@ -11,7 +11,7 @@ use tailor_engine::host::PluginHost;
 use tailor_engine::host::services::{Embed, Services, SystemClock};
 use tailor_engine::llm::{LazyLocal, OpenAi, OpenAiConfig};
 use tailor_engine::registry::Registry;
-use tailor_engine::retrieval::{KernelScorer, MiniLm, UserIndexConfig};
+use tailor_engine::retrieval::UserIndexConfig;
 use tailor_engine::store::{DenseSetup, EmbedWith, Histories, SqliteStore, Store, StoreKv};
 
 /// The environment variable naming the store file when `--store` is not given.
@@ -81,17 +81,7 @@ impl Local {
             }
             anyhow::Ok(registry)
         })?;
-        let dense = if dense {
-            let embedder = MiniLm::shared().map_err(anyhow::Error::msg).context("loading the text encoder")?;
-            let scorer = KernelScorer::shared().map_err(anyhow::Error::msg).context("starting the kernels")?;
-            Some(DenseSetup {
-                model: "all-MiniLM-L6-v2".into(),
-                embedder: Arc::new(embedder),
-                scorer: Arc::new(scorer),
-            })
-        } else {
-            None
-        };
+        let dense = if dense { Some(DenseSetup::minilm().map_err(anyhow::Error::msg)?) } else { None };
         let embed = dense.as_ref().map(|d| Arc::new(EmbedWith(Arc::clone(&d.embedder))) as Arc<dyn Embed>);
         let cache: Arc<dyn StageCache> = Arc::new(MemoryStageCache::new(4096));
         let histories = Arc::new(

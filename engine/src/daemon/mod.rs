@@ -29,7 +29,7 @@ use crate::host::PluginHost;
 use crate::host::services::{Complete, Embed, Services, SystemClock};
 use crate::llm::{LazyLocal, Llm, OpenAi, OpenAiConfig};
 use crate::registry::Registry;
-use crate::retrieval::{KernelScorer, MiniLm, UserIndexConfig};
+use crate::retrieval::UserIndexConfig;
 use crate::store::{DenseSetup, EmbedWith, Histories, SqliteStore, Store, StoreKv};
 
 /// Why the daemon could not start.
@@ -73,17 +73,7 @@ impl App {
             Reloader::start(Arc::clone(&host), builtins.snapshot(), config.pipelines.clone(), config.plugins.clone())
                 .await
                 .map_err(StartError::Files)?;
-        let dense = if config.embed {
-            let embedder = MiniLm::shared().map_err(|e| setup("the text encoder", &e))?;
-            let scorer = KernelScorer::shared().map_err(|e| setup("the kernels", &e))?;
-            Some(DenseSetup {
-                model: "all-MiniLM-L6-v2".into(),
-                embedder: Arc::new(embedder),
-                scorer: Arc::new(scorer),
-            })
-        } else {
-            None
-        };
+        let dense = if config.embed { Some(DenseSetup::minilm().map_err(StartError::Setup)?) } else { None };
         let embed = dense.as_ref().map(|d| Arc::new(EmbedWith(Arc::clone(&d.embedder))) as Arc<dyn Embed>);
         let cache: Arc<dyn StageCache> = Arc::new(MemoryStageCache::new(16_384));
         let histories = Arc::new(

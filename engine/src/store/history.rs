@@ -26,6 +26,16 @@ pub struct DenseSetup {
     pub scorer: Arc<dyn DenseScorer>,
 }
 
+impl DenseSetup {
+    /// all-MiniLM-L6-v2 on the kernels (its weights fetched the first time), as ingest and dense
+    /// search use it.
+    pub fn minilm() -> Result<DenseSetup, String> {
+        let embedder = crate::retrieval::MiniLm::shared().map_err(|e| format!("loading the text encoder: {e}"))?;
+        let scorer = crate::retrieval::KernelScorer::shared().map_err(|e| format!("starting the kernels: {e}"))?;
+        Ok(DenseSetup { model: "all-MiniLM-L6-v2".into(), embedder: Arc::new(embedder), scorer: Arc::new(scorer) })
+    }
+}
+
 struct Loaded {
     version: u64,
     index: Arc<RwLock<UserIndex>>,
