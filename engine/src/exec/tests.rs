@@ -273,7 +273,8 @@ fn the_run_deadline_bounds_every_stage() {
     let start = Instant::now();
     let failure = run(&executor(), req).unwrap_err();
     assert_eq!(*failure.error, RunError::Deadline, "the stage's own timeout did not run out: {failure:?}");
-    assert!(matches!(failure.stages[0].outcome, Outcome::Failed { .. }), "{failure:?}");
+    // Whichever noticed first, the stage's cut timeout or the run's own wait, it did not finish.
+    assert!(matches!(failure.stages[0].outcome, Outcome::Failed { .. } | Outcome::Cancelled), "{failure:?}");
     assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
 }
 
