@@ -55,7 +55,7 @@ pub struct KeyHash(pub [u8; 32]);
 
 impl std::fmt::Debug for KeyHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeyHash(sha256:{}…)", hex(&self.0[..4]))
+        write!(f, "KeyHash(sha256:{}…)", crate::host::hex(&self.0[..4]))
     }
 }
 
@@ -81,12 +81,8 @@ impl KeyHash {
     }
 
     pub fn to_text(&self) -> String {
-        format!("sha256:{}", hex(&self.0))
+        format!("sha256:{}", crate::host::hex(&self.0))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -392,9 +392,11 @@ async fn handle(app: Arc<App>, req: Request<hyper::body::Incoming>) -> Response<
             Err(e) => e.response(),
             Ok(principal) => {
                 // A reload takes as long as compiling the plugins takes; it is not cut short.
-                let deadline =
-                    if route == Route::Reload { std::time::Duration::MAX } else { app.config.limits.deadline };
-                let deadline = deadline.min(std::time::Duration::from_secs(60 * 60 * 24));
+                let deadline = if route == Route::Reload {
+                    std::time::Duration::from_secs(60 * 60 * 24)
+                } else {
+                    app.config.limits.deadline
+                };
                 match tokio::time::timeout(deadline, dispatch(&app, route, principal, req, &mut finish)).await {
                     Ok(Ok(resp)) => resp,
                     Ok(Err(e)) => e.response(),

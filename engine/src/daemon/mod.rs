@@ -227,7 +227,7 @@ fn watch(app: Arc<App>) -> Result<(notify::RecommendedWatcher, tokio::task::Join
 pub fn new_key() -> Result<String, String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| format!("the system's random generator: {e}"))?;
-    Ok(format!("tlr_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    Ok(format!("tlr_{}", crate::host::hex(&bytes)))
 }
 
 /// How long a client should wait before retrying an overloaded daemon.

@@ -38,8 +38,8 @@ pub struct Generation {
     pub version: u64,
     pub catalog: Arc<Catalog>,
     pub pipelines: BTreeMap<String, Served>,
-    /// Plugin files' SHA-256, to reuse unchanged files' compiled plugins.
-    pub plugin_files: BTreeMap<PathBuf, (String, Arc<Entry>)>,
+    /// The plugin files' compiled plugins, reused for files whose SHA-256 did not change.
+    pub plugin_files: BTreeMap<PathBuf, Arc<Entry>>,
     pub loaded_at: SystemTime,
 }
 
@@ -241,9 +241,9 @@ async fn build(
                             continue;
                         }
                     };
-                    let sha: String = sha2::Sha256::digest(&wasm).iter().map(|b| format!("{b:02x}")).collect();
+                    let sha = crate::host::hex(&sha2::Sha256::digest(&wasm));
                     let entry = match previous.plugin_files.get(&path) {
-                        Some((old_sha, entry)) if *old_sha == sha => Arc::clone(entry),
+                        Some(entry) if entry.plugin.sha256() == sha => Arc::clone(entry),
                         _ => match host.load(&wasm).await {
                             Ok(plugin) => Arc::new(Entry { plugin, origin: Origin::File(path.clone()) }),
                             Err(e) => {
@@ -270,7 +270,7 @@ async fn build(
                         continue;
                     }
                     catalog = catalog.with(Arc::clone(&entry));
-                    plugin_files.insert(path, (sha, entry));
+                    plugin_files.insert(path, entry);
                 }
             }
         }

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 
 use super::telemetry::LlmCall;
 use crate::exec::{CompleteWrap, StageLlm};
-use crate::host::services::{Complete, Completion, CompletionRequest, Role, ServiceError};
-use crate::llm::{Llm, Piece};
+use crate::host::services::{Complete, Completion, CompletionRequest, ServiceError};
+use crate::llm::{Llm, Piece, role_name};
 
 /// Where one stage's tokens go as they are generated.
 pub struct StreamTarget {
@@ -110,18 +110,8 @@ impl Complete for StageTap {
 }
 
 fn messages_json(request: &CompletionRequest) -> String {
-    let messages: Vec<serde_json::Value> = request
-        .messages
-        .iter()
-        .map(|m| {
-            let role = match m.role {
-                Role::System => "system",
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            };
-            serde_json::json!({"role": role, "content": m.content})
-        })
-        .collect();
+    let messages: Vec<serde_json::Value> =
+        request.messages.iter().map(|m| serde_json::json!({"role": role_name(m.role), "content": m.content})).collect();
     serde_json::Value::Array(messages).to_string()
 }
 

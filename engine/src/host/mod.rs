@@ -338,7 +338,7 @@ fn abi_compatible(v: &semver::Version) -> bool {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

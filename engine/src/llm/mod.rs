@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use futures_util::Stream;
 
 pub use self::local::{LazyLocal, LocalLlm, MAX_PROMPT_TOKENS};
+pub(crate) use self::openai::role_name;
 pub use self::openai::{Endpoint, OpenAi, OpenAiConfig, Structured};
 use crate::host::services::{Completion, CompletionRequest, ServiceError};
 
