@@ -10,6 +10,10 @@ use cubecl::prelude::*;
 use cubecl::server::Handle;
 use cubecl::std::tensor::TensorHandle;
 use cubek::matmul::definition::MatmulElems;
+use cubek::matmul::multi_level::Strategy as MultiLevelStrategy;
+use cubek::matmul::multi_level::routines::TileSizeSelection;
+use cubek::matmul::multi_level::routines::batch::double_unit::DoubleUnitSelectionArgs;
+use cubek::matmul::routine::BlueprintStrategy as MatmulBlueprint;
 use cubek::matmul::strategy::Strategy as MatmulStrategy;
 use cubek::reduce::components::instructions::ReduceOperationConfig;
 use cubek::reduce::launch::{RoutineStrategy, VectorizationStrategy};
@@ -93,9 +97,12 @@ impl fmt::Display for Backend {
     }
 }
 
-/// Items a dense-scoring launch covers at most: keeps every buffer under wgpu's 128 MiB cap
-/// and a score matrix of one chunk small.
+/// Item bytes one dense-scoring launch covers at most: under wgpu's 128 MiB buffer cap, and a
+/// score matrix of one chunk small enough to stay in a CPU's cache. On CUDA a chunk is scored in
+/// a few tens of µs, less than a launch and read-back, so chunks there are as large as
+/// [`CUDA_SCORE_CHUNK_BYTES`].
 const SCORE_CHUNK_BYTES: usize = 96 << 20;
+const CUDA_SCORE_CHUNK_BYTES: usize = 4 << 30;
 
 /// [`ops::gemm`]'s tiling on the CPU runtime: a unit computes `GEMM_ROWS × GEMM_COLUMNS` of the
 /// output in vectors of `GEMM_VECTOR` (16 accumulators of one AVX-512 register each), and
@@ -119,6 +126,21 @@ pub(crate) enum Then<'a> {
 /// Rows of scores a top-k launch reduces at once are cut in pieces this long, so each piece is
 /// one unit's work and the pieces run in parallel; the few survivors are merged on the host.
 const TOP_K_PIECE: usize = 4096;
+
+/// Planes (rows in flight) per cube of the GPU scoring kernel, and the most cubes one launch
+/// asks for (a few waves on the largest GPUs; the kernel's grid-stride loop does the rest).
+const PLANES_PER_CUBE: u32 = 8;
+const MAX_SCORE_CUBES: usize = 65_535;
+
+/// The kernels that score queries against resident items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoreKernel {
+    /// A unit per run of item rows ([`ops::dot_scores`]): every runtime.
+    Rows,
+    /// A plane (warp) per item row, coalesced loads ([`ops::dot_scores_plane`]): runtimes with
+    /// plane operations and a fixed plane size (CUDA).
+    Planes,
+}
 
 /// Item vectors resident on a device, in chunks that respect the runtime's buffer cap.
 pub struct DeviceMatrix {
@@ -176,6 +198,19 @@ impl Compute {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The plane (warp) size the plane kernels launch with: GPUs whose runtime has plane
+    /// operations and one fixed plane size. `None` on the CPU runtime, which runs the
+    /// row-per-unit kernels instead.
+    fn plane_size(&self) -> Option<u32> {
+        if self.backend == Backend::Cpu {
+            return None;
+        }
+        let props = self.client.properties();
+        let hw = &props.hardware;
+        let ops = props.features.plane.contains(cubecl::features::Plane::Ops);
+        (ops && hw.plane_size_min == hw.plane_size_max && hw.plane_size_min > 1).then_some(hw.plane_size_min)
     }
 
     pub(crate) fn client(&self) -> &Client {
@@ -258,12 +293,18 @@ impl Compute {
         n: usize,
     ) -> Result<Handle, KernelError> {
         let dtype = f32::elem_type_native();
-        let out = TensorHandle::empty(&self.client, vec![m, n], dtype);
+        // Contiguous, as the caller reads it: `TensorHandle::empty` may pitch rows (CUDA does).
+        let out = TensorHandle::new_contiguous(vec![m, n], self.empty_f32(m * n), dtype);
         let lhs = TensorHandle::new_contiguous(vec![m, k], lhs.clone(), dtype);
         let rhs = TensorHandle::new_contiguous(vec![k, n], rhs.clone(), dtype);
         let strategy = match self.backend {
             Backend::Cpu => MatmulStrategy::Tiled(cubek::matmul::tiled::Strategy::CpuGemm(Default::default())),
-            _ => MatmulStrategy::Auto,
+            // Not `Auto`: on GPUs with tensor cores it picks a tensor-core routine, which rounds
+            // f32 inputs to TF32 (10-bit mantissa; errors near 1e-3 on the encoder's layers).
+            // The register-tiled unit routine keeps full f32, like the reference and PyTorch.
+            _ => MatmulStrategy::MultiLevel(MultiLevelStrategy::DoubleUnit(MatmulBlueprint::Inferred(
+                DoubleUnitSelectionArgs { tile_size: TileSizeSelection::MaxTileSize },
+            ))),
         };
         cubek::matmul::launch::launch_ref(
             &strategy,
@@ -355,7 +396,8 @@ impl Compute {
     /// Item embeddings copied to the device once, to be scored many times.
     pub fn upload_matrix(&self, items: &[f32], dim: usize) -> Result<DeviceMatrix, KernelError> {
         let (_, rows) = check_shapes(&[], items, dim)?;
-        let chunk_rows = (SCORE_CHUNK_BYTES / (dim * 4)).max(1);
+        let limit = if self.backend == Backend::Cuda { CUDA_SCORE_CHUNK_BYTES } else { SCORE_CHUNK_BYTES };
+        let chunk_rows = (limit / (dim * 4)).max(1);
         let chunks = (0..rows)
             .step_by(chunk_rows)
             .map(|start| {
@@ -374,7 +416,7 @@ impl Compute {
         let q = self.upload_f32(queries);
         let mut per_query: Vec<Vec<f32>> = vec![Vec::with_capacity(n); nq];
         for (chunk, rows) in &matrix.chunks {
-            let scores = self.read_f32(self.scores_chunk(&q, nq, chunk, *rows, dim))?;
+            let scores = self.read_f32(self.scores_chunk(&q, nq, chunk, *rows, *rows, dim, self.plane_size()))?;
             for (qi, row) in scores.chunks_exact(*rows).enumerate() {
                 per_query[qi].extend_from_slice(row);
             }
@@ -394,13 +436,37 @@ impl Compute {
         self.top_k_resident(queries, &self.upload_matrix(items, dim)?, k)
     }
 
-    /// [`Compute::top_k_dot`] against a matrix already on the device.
+    /// [`Compute::top_k_dot`] against a matrix already on the device, with the scoring kernel
+    /// this device runs best ([`ScoreKernel::Planes`] on GPUs with plane operations).
     pub fn top_k_resident(
         &self,
         queries: &[f32],
         items: &DeviceMatrix,
         k: usize,
     ) -> Result<Vec<Vec<(u32, f32)>>, KernelError> {
+        self.top_k_resident_with(queries, items, k, self.score_kernel())
+    }
+
+    /// The scoring kernel [`Compute::top_k_resident`] uses on this device.
+    pub fn score_kernel(&self) -> ScoreKernel {
+        if self.plane_size().is_some() { ScoreKernel::Planes } else { ScoreKernel::Rows }
+    }
+
+    /// [`Compute::top_k_resident`] with a given scoring kernel (for comparing them; a kernel
+    /// this device cannot run is an error).
+    pub fn top_k_resident_with(
+        &self,
+        queries: &[f32],
+        items: &DeviceMatrix,
+        k: usize,
+        kernel: ScoreKernel,
+    ) -> Result<Vec<Vec<(u32, f32)>>, KernelError> {
+        let plane = match kernel {
+            ScoreKernel::Rows => None,
+            ScoreKernel::Planes => Some(self.plane_size().ok_or_else(|| {
+                KernelError::Runtime(format!("{} has no plane operations for the plane kernel", self.backend))
+            })?),
+        };
         let dim = items.dim;
         let (nq, _) = check_shapes(queries, &[], dim)?;
         let mut best: Vec<Vec<(u32, f32)>> = vec![Vec::new(); nq];
@@ -410,8 +476,10 @@ impl Compute {
         let q = self.upload_f32(queries);
         let mut start = 0u32;
         for (chunk, rows) in &items.chunks {
-            let scores = self.scores_chunk(&q, nq, chunk, *rows, dim);
-            let found = self.top_k_rows(scores, nq, *rows, k)?;
+            let piece = TOP_K_PIECE.min(*rows);
+            let stride = rows.div_ceil(piece) * piece;
+            let scores = self.scores_chunk(&q, nq, chunk, *rows, stride, dim, plane);
+            let found = self.top_k_rows(scores, nq, *rows, piece, k)?;
             for (qi, hits) in found.into_iter().enumerate() {
                 best[qi].extend(hits.into_iter().map(|(i, s)| (i + start, s)));
             }
@@ -424,17 +492,50 @@ impl Compute {
         Ok(best)
     }
 
-    /// Launches [`ops::dot_scores`] over one resident chunk of `rows` items and returns the
-    /// device buffer of `nq × rows` scores.
-    fn scores_chunk(&self, queries: &Handle, nq: usize, items: &Handle, rows: usize, dim: usize) -> Handle {
-        let scores = self.empty_f32(nq * rows);
+    /// Launches a scoring kernel over one resident chunk of `rows` items and returns the
+    /// device buffer of `nq` score rows, `stride ≥ rows` apart, padded with `f32::MIN`: the
+    /// plane kernel when `plane` gives the plane size, else the row-per-unit one.
+    #[allow(clippy::too_many_arguments)]
+    fn scores_chunk(
+        &self,
+        queries: &Handle,
+        nq: usize,
+        items: &Handle,
+        rows: usize,
+        stride: usize,
+        dim: usize,
+        plane: Option<u32>,
+    ) -> Handle {
+        let scores = self.empty_f32(nq * stride);
         let width = vector_width(dim);
+        if let Some(plane) = plane {
+            // A plane per row, PLANES_PER_CUBE rows per cube, enough cubes to fill the device
+            // several times over; the kernel loops over the rest.
+            let cubes = stride.div_ceil(PLANES_PER_CUBE as usize).min(MAX_SCORE_CUBES) as u32;
+            // SAFETY: as below; the kernel bounds rows by `n_items` and vectors by `dim_vectors`.
+            unsafe {
+                ops::dot_scores_plane::launch_unchecked(
+                    &self.client,
+                    CubeCount::Static(cubes.max(1), 1, 1),
+                    CubeDim::new_2d(plane, PLANES_PER_CUBE),
+                    width,
+                    BufferArg::from_raw_parts(queries.clone(), nq * dim / width),
+                    BufferArg::from_raw_parts(items.clone(), rows * dim / width),
+                    BufferArg::from_raw_parts(scores.clone(), nq * stride),
+                    rows as u32,
+                    stride as u32,
+                    nq as u32,
+                    (dim / width) as u32,
+                )
+            };
+            return scores;
+        }
         // A unit scores a run of rows; aim for a few runs per unit of the device.
         let rows_per_unit = match self.backend {
-            Backend::Cpu => rows.div_ceil(self.max_units as usize * 64).max(16),
+            Backend::Cpu => stride.div_ceil(self.max_units as usize * 64).max(16),
             _ => 1,
         };
-        let units = rows.div_ceil(rows_per_unit);
+        let units = stride.div_ceil(rows_per_unit);
         let (count, cube_dim) = self.grid(units);
         // SAFETY: the kernel bounds every index by `n_items`, `n_queries` and `dim_vectors`,
         // which describe the buffers passed with them.
@@ -446,8 +547,9 @@ impl Compute {
                 width,
                 BufferArg::from_raw_parts(queries.clone(), nq * dim / width),
                 BufferArg::from_raw_parts(items.clone(), rows * dim / width),
-                BufferArg::from_raw_parts(scores.clone(), nq * rows),
+                BufferArg::from_raw_parts(scores.clone(), nq * stride),
                 rows as u32,
+                stride as u32,
                 nq as u32,
                 (dim / width) as u32,
                 rows_per_unit as u32,
@@ -456,30 +558,26 @@ impl Compute {
         scores
     }
 
-    /// Top-k of each of `nq` score rows of length `n` (a device buffer): every row is cut into
-    /// pieces reduced in parallel by cubek's arg-top-k, then the survivors merged.
-    fn top_k_rows(&self, scores: Handle, nq: usize, n: usize, k: usize) -> Result<Vec<Vec<(u32, f32)>>, KernelError> {
-        let piece = TOP_K_PIECE.min(n);
+    /// Top-k of each of `nq` score rows of `n` scores (a device buffer whose rows are padded
+    /// with `f32::MIN` to whole pieces of `piece`): the pieces are reduced in parallel by cubek's
+    /// arg-top-k, then the survivors merged on the host.
+    fn top_k_rows(
+        &self,
+        scores: Handle,
+        nq: usize,
+        n: usize,
+        piece: usize,
+        k: usize,
+    ) -> Result<Vec<Vec<(u32, f32)>>, KernelError> {
         let pieces = n.div_ceil(piece);
         let kk = k.min(piece);
-        let padded = pieces * piece;
-        let input = if padded == n {
-            scores
-        } else {
-            // Pad each row to whole pieces with -inf so the reduction's shape is regular.
-            let host = self.read_f32(scores)?;
-            let mut out = Vec::with_capacity(nq * padded);
-            for row in host.chunks_exact(n) {
-                out.extend_from_slice(row);
-                out.extend(std::iter::repeat_n(f32::NEG_INFINITY, padded - n));
-            }
-            self.upload_f32(&out)
-        };
+        let input = scores;
         let rows = nq * pieces;
         let dtype = f32::elem_type_native();
         let input = TensorHandle::new_contiguous(vec![rows, piece], input, dtype);
-        let values = TensorHandle::empty(&self.client, vec![rows, kk], dtype);
-        let indices = TensorHandle::empty(&self.client, vec![rows, kk], u32::elem_type_native());
+        // Contiguous, as read below (`TensorHandle::empty` may pitch rows: CUDA does).
+        let values = TensorHandle::new_contiguous(vec![rows, kk], self.empty_f32(rows * kk), dtype);
+        let indices = TensorHandle::new_contiguous(vec![rows, kk], self.empty_f32(rows * kk), u32::elem_type_native());
         let routine = match self.backend {
             Backend::Cpu => RoutineStrategy::Unit(BlueprintStrategy::Inferred(UnitStrategy)),
             // The unit strategy returned wrong results on wgpu (DESIGN.md §4).
@@ -514,9 +612,12 @@ impl Compute {
             for p in 0..pieces {
                 let at = (q * pieces + p) * kk;
                 for j in 0..kk {
-                    let index = (p * piece) as u32 + indices[at + j];
-                    if (index as usize) < n {
-                        hits.push((index, values[at + j]));
+                    // A slot the reduction left empty (a piece with fewer than `kk` real scores
+                    // above the padding) holds an index past the piece.
+                    let local = indices[at + j] as usize;
+                    let index = p * piece + local;
+                    if local < piece && index < n {
+                        hits.push((index as u32, values[at + j]));
                     }
                 }
             }

@@ -23,7 +23,7 @@ pub mod reference;
 #[cfg(test)]
 mod tests;
 
-pub use compute::{Backend, Compute, DeviceMatrix};
+pub use compute::{Backend, Compute, DeviceMatrix, ScoreKernel};
 pub use encoder::Encoder;
 
 /// What can go wrong running a kernel.

@@ -62,7 +62,9 @@ pub fn vector_gelu<N: Size>(x: Vector<f32, N>) -> Vector<f32, N> {
     Vector::new(0.5f32) * x * (one + erf)
 }
 
-/// `scores[q * n_items + i] = queries[q] · items[i]` for every query `q` and item `i`.
+/// `scores[q * stride + i] = queries[q] · items[i]` for every query `q` and item `i`, and
+/// `f32::MIN` for `n_items ≤ i < stride` (the padding that lets top-k cut rows into equal
+/// pieces without another pass; WGSL has no literal for infinity).
 ///
 /// Each unit takes a contiguous run of `rows_per_unit` item rows and scores every query against
 /// each row while it is in cache, so the item matrix — the large operand — is read from memory
@@ -73,23 +75,72 @@ pub fn dot_scores<N: Size>(
     items: &[Vector<f32, N>],
     scores: &mut [f32],
     n_items: u32,
+    stride: u32,
     n_queries: u32,
     dim_vectors: u32,
     rows_per_unit: u32,
 ) {
     let first = ABSOLUTE_POS as u32 * rows_per_unit;
-    let last = u32::min(first + rows_per_unit, n_items);
+    let last = u32::min(first + rows_per_unit, stride);
     let dv = dim_vectors as usize;
     for i in first..last {
         let row = i as usize * dv;
         for q in 0..n_queries {
-            let qrow = q as usize * dv;
-            let mut acc = Vector::<f32, N>::zeroed();
-            for d in 0..dv {
-                acc += queries[qrow + d] * items[row + d];
+            let at = q as usize * stride as usize + i as usize;
+            if i < n_items {
+                let qrow = q as usize * dv;
+                let mut acc = Vector::<f32, N>::zeroed();
+                for d in 0..dv {
+                    acc += queries[qrow + d] * items[row + d];
+                }
+                scores[at] = lane_sum::<N>(acc);
+            } else {
+                scores[at] = f32::MIN;
             }
-            scores[q as usize * n_items as usize + i as usize] = lane_sum::<N>(acc);
         }
+    }
+}
+
+/// [`dot_scores`] for GPUs: a plane (warp) per item row, its lanes reading consecutive vectors
+/// of the row so every load is coalesced, the row staying in L1 while each query is scored
+/// against it, and `plane_sum` adding the lanes' partial dot products. A cube holds
+/// `CUBE_DIM_Y` planes (`CUBE_DIM_X` must be the plane size); the planes of the grid take rows
+/// in turn (a grid-stride loop), so any number of rows fits the runtime's cube-count limits.
+#[cube(launch_unchecked)]
+pub fn dot_scores_plane<N: Size>(
+    queries: &[Vector<f32, N>],
+    items: &[Vector<f32, N>],
+    scores: &mut [f32],
+    n_items: u32,
+    stride: u32,
+    n_queries: u32,
+    dim_vectors: u32,
+) {
+    let lane = UNIT_POS_X;
+    let planes = CUBE_COUNT_X * CUBE_DIM_Y;
+    let dv = dim_vectors as usize;
+    let mut i = CUBE_POS_X * CUBE_DIM_Y + UNIT_POS_Y;
+    while i < stride {
+        let row = i as usize * dv;
+        for q in 0..n_queries {
+            let at = q as usize * stride as usize + i as usize;
+            if i < n_items {
+                let qrow = q as usize * dv;
+                let mut acc = Vector::<f32, N>::zeroed();
+                let mut d = lane as usize;
+                while d < dv {
+                    acc += queries[qrow + d] * items[row + d];
+                    d += PLANE_DIM as usize;
+                }
+                let total = plane_sum(lane_sum::<N>(acc));
+                if lane == 0 {
+                    scores[at] = total;
+                }
+            } else if lane == 0 {
+                scores[at] = f32::MIN;
+            }
+        }
+        i += planes;
     }
 }
 

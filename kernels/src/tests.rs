@@ -7,7 +7,7 @@ use cubecl::prelude::*;
 
 use crate::compute::Then;
 use crate::reference;
-use crate::{Backend, Compute, ops};
+use crate::{Backend, Compute, ScoreKernel, ops};
 
 /// xorshift64*: deterministic inputs without a dependency.
 pub(crate) struct Rng(u64);
@@ -87,14 +87,22 @@ fn dot_scores_match_reference() {
 fn top_k_matches_reference() {
     let mut rng = Rng::new(2);
     for c in devices() {
-        for (nq, n, dim, k) in [(1, 1, 4, 1), (1, 10, 3, 20), (2, 5000, 16, 10), (3, 9001, 8, 100), (1, 4096, 4, 7)] {
+        // Every scoring kernel the device runs (the plane kernel only where there are planes).
+        let kernels: Vec<ScoreKernel> = [ScoreKernel::Rows, ScoreKernel::Planes]
+            .into_iter()
+            .filter(|&k| k == ScoreKernel::Rows || c.score_kernel() == ScoreKernel::Planes)
+            .collect();
+        let shapes =
+            [(1, 1, 4, 1), (1, 10, 3, 20), (2, 5000, 16, 10), (3, 9001, 8, 100), (1, 4096, 4, 7), (5, 777, 384, 9)];
+        for (kernel, (nq, n, dim, k)) in kernels.iter().flat_map(|&kernel| shapes.map(|s| (kernel, s))) {
             let queries = rng.floats(nq * dim);
             let items = rng.floats(n * dim);
-            let got = c.top_k_dot(&queries, &items, dim, k).unwrap();
+            let matrix = c.upload_matrix(&items, dim).unwrap();
+            let got = c.top_k_resident_with(&queries, &matrix, k, kernel).unwrap();
             let scores = reference::dot_scores(&queries, &items, dim);
             for q in 0..nq {
                 let want = reference::top_k(&scores[q * n..(q + 1) * n], k);
-                let what = format!("{} top-{k} of {n} (query {q})", c.backend());
+                let what = format!("{} {kernel:?} top-{k} of {n} (query {q})", c.backend());
                 assert_eq!(got[q].len(), want.len(), "{what}");
                 for ((gi, gs), (wi, ws)) in got[q].iter().zip(&want) {
                     // Equal scores may come in either order; the score at each rank must match.
@@ -112,6 +120,13 @@ fn top_k_rejects_ragged_input() {
     let c = devices()[0];
     assert!(c.top_k_dot(&[1.0, 2.0, 3.0], &[1.0, 2.0], 2, 1).is_err());
     assert!(c.dot_scores(&[1.0], &[1.0], 0).is_err());
+    for c in devices() {
+        if c.score_kernel() == ScoreKernel::Rows {
+            let matrix = c.upload_matrix(&[1.0, 2.0], 2).unwrap();
+            let err = c.top_k_resident_with(&[1.0, 2.0], &matrix, 1, ScoreKernel::Planes).unwrap_err();
+            assert!(err.to_string().contains("plane"), "{err}");
+        }
+    }
 }
 
 #[test]
