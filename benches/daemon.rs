@@ -8,7 +8,8 @@
 //! baseline, measured in the same run: the same pipeline through the executor in process (no
 //! HTTP, no routing, no auth), one run at a time — the ratio is what serving adds.
 //!
-//! Run with `cargo bench --bench daemon [-- --seconds N]`.
+//! Run with `cargo bench --bench daemon [-- --seconds N]`; `-- --profile-runs N` runs only the
+//! cached pipeline in process N times, for a profiler.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -96,6 +97,10 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--seconds") {
         seconds = args.get(i + 1).and_then(|s| s.parse().ok()).expect("--seconds N");
     }
+    let profile_runs: Option<usize> = args
+        .iter()
+        .position(|a| a == "--profile-runs")
+        .map(|i| args.get(i + 1).and_then(|s| s.parse().ok()).expect("--profile-runs N"));
     // The daemon's runtime: two workers, as on a 2-core machine.
     let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let llm = server_rt.block_on(FakeLlm::always(Reply::Text("Sure: try the north ridge at dawn.".into())));
@@ -173,6 +178,13 @@ fn main() {
         };
         for i in 0..50 {
             in_process(i);
+        }
+        if let Some(runs) = profile_runs {
+            // For a profiler (`perf record`): only the in-process runs of the first variant.
+            for i in 0..runs {
+                in_process(i);
+            }
+            return;
         }
         let runs: Vec<(f64, Vec<(String, f64)>)> = (0..500).map(in_process).collect();
         let mut baseline: Vec<f64> = runs.iter().map(|r| r.0).collect();

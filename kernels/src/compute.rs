@@ -20,7 +20,7 @@ use cubek::reduce::launch::{RoutineStrategy, VectorizationStrategy};
 use cubek::reduce::routines::BlueprintStrategy;
 use cubek::reduce::routines::cube::CubeStrategy;
 use cubek::reduce::routines::unit::UnitStrategy;
-use cubek::reduce::{ReduceStrategy, ReduceWithIndicesDtypes};
+use cubek::reduce::{ReduceDtypes, ReduceStrategy, ReduceWithIndicesDtypes};
 use cubek::std::InputBinding;
 
 use crate::KernelError;
@@ -123,9 +123,13 @@ pub(crate) enum Then<'a> {
     BiasGelu(&'a Handle),
 }
 
-/// Rows of scores a top-k launch reduces at once are cut in pieces this long, so each piece is
-/// one unit's work and the pieces run in parallel; the few survivors are merged on the host.
-const TOP_K_PIECE: usize = 4096;
+/// Score rows are cut into pieces this long for top-k. On the CPU runtime each piece is one
+/// unit's arg-top-k ([`Compute::top_k_pieces`]); on GPUs each piece's maximum is taken on the
+/// device, and only the pieces that can hold a top-k score are gathered and read back
+/// ([`Compute::top_k_prefiltered`]): short pieces make those few to read, long enough that the
+/// maxima are few too.
+const CPU_TOP_K_PIECE: usize = 4096;
+const GPU_TOP_K_PIECE: usize = 256;
 
 /// Planes (rows in flight) per cube of the GPU scoring kernel, and the most cubes one launch
 /// asks for (a few waves on the largest GPUs; the kernel's grid-stride loop does the rest).
@@ -476,10 +480,15 @@ impl Compute {
         let q = self.upload_f32(queries);
         let mut start = 0u32;
         for (chunk, rows) in &items.chunks {
-            let piece = TOP_K_PIECE.min(*rows);
+            let cpu = self.backend == Backend::Cpu;
+            let piece = if cpu { CPU_TOP_K_PIECE } else { GPU_TOP_K_PIECE }.min(*rows);
             let stride = rows.div_ceil(piece) * piece;
             let scores = self.scores_chunk(&q, nq, chunk, *rows, stride, dim, plane);
-            let found = self.top_k_rows(scores, nq, *rows, piece, k)?;
+            let found = if cpu {
+                self.top_k_pieces(scores, nq, *rows, piece, k)?
+            } else {
+                self.top_k_prefiltered(scores, nq, *rows, piece, k)?
+            };
             for (qi, hits) in found.into_iter().enumerate() {
                 best[qi].extend(hits.into_iter().map(|(i, s)| (i + start, s)));
             }
@@ -560,8 +569,10 @@ impl Compute {
 
     /// Top-k of each of `nq` score rows of `n` scores (a device buffer whose rows are padded
     /// with `f32::MIN` to whole pieces of `piece`): the pieces are reduced in parallel by cubek's
-    /// arg-top-k, then the survivors merged on the host.
-    fn top_k_rows(
+    /// arg-top-k (its unit strategy), then the survivors merged on the host. The CPU runtime's
+    /// way. On GPUs cubek's cube and plane strategies drop tied scores (a piece of equal scores
+    /// gives one), so they use [`Compute::top_k_prefiltered`].
+    fn top_k_pieces(
         &self,
         scores: Handle,
         nq: usize,
@@ -624,6 +635,112 @@ impl Compute {
             sort_hits(&mut hits);
             hits.truncate(k);
             out.push(hits);
+        }
+        Ok(out)
+    }
+
+    /// Top-k of each of `nq` score rows of `n` scores (a device buffer whose rows are padded
+    /// with `f32::MIN` to whole pieces of `piece`), exactly, ties included, reading back a small
+    /// part of them (on GPUs):
+    ///
+    /// 1. the maximum of every piece, by cubek's reduction, read back (`nq × pieces` floats);
+    /// 2. per query, `t` = the `k`-th largest piece maximum. Every score in the top `k` lies in
+    ///    a piece whose maximum is at least `t`: a score in any other piece is below `t`, and the
+    ///    `k` pieces whose maxima reach `t` each hold a larger one;
+    /// 3. those pieces (about `k` per query) are gathered on the device and read back, and the
+    ///    top `k` of their scores chosen on the host.
+    ///
+    /// Each score is thus read once by the reduction, and the selection costs O(k · piece) per
+    /// query instead of O(n · k) for a per-element top-k list.
+    fn top_k_prefiltered(
+        &self,
+        scores: Handle,
+        nq: usize,
+        n: usize,
+        piece: usize,
+        k: usize,
+    ) -> Result<Vec<Vec<(u32, f32)>>, KernelError> {
+        let pieces = n.div_ceil(piece);
+        let stride = pieces * piece;
+        let dtype = f32::elem_type_native();
+        let rows = nq * pieces;
+        let input = TensorHandle::new_contiguous(vec![rows, piece], scores.clone(), dtype);
+        // Contiguous, as read below (`TensorHandle::empty` may pitch rows: CUDA does).
+        let maxima = TensorHandle::new_contiguous(vec![rows, 1], self.empty_f32(rows), dtype);
+        let routine = match self.backend {
+            Backend::Cpu => RoutineStrategy::Unit(BlueprintStrategy::Inferred(UnitStrategy)),
+            // The unit strategy returned wrong results on wgpu (DESIGN.md §4).
+            _ => RoutineStrategy::Cube(BlueprintStrategy::Inferred(CubeStrategy { use_planes: false })),
+        };
+        let strategy = ReduceStrategy {
+            routine,
+            vectorization: VectorizationStrategy { parallel_output_vectorization: false },
+            autotune_level: AutotuneLevel::Balanced,
+        };
+        cubek::reduce::reduce(
+            &self.client,
+            input.binding(),
+            maxima.clone().binding(),
+            1,
+            strategy,
+            ReduceOperationConfig::Max,
+            ReduceDtypes { input: dtype, output: dtype, accumulation: dtype },
+        )
+        .map_err(|e| KernelError::Runtime(format!("top-k piece maxima: {e:?}")))?;
+        let maxima = self.read_f32(maxima.handle)?;
+
+        // The pieces that can hold a top-k score: (query, piece) pairs.
+        let mut chosen: Vec<u32> = Vec::new();
+        let mut order: Vec<f32> = Vec::with_capacity(pieces);
+        for q in 0..nq {
+            let row = &maxima[q * pieces..(q + 1) * pieces];
+            let threshold = if k >= pieces {
+                f32::NEG_INFINITY
+            } else {
+                order.clear();
+                order.extend_from_slice(row);
+                let (_, kth, _) = order.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+                *kth
+            };
+            for (p, &m) in row.iter().enumerate() {
+                // NaN maxima are kept: a NaN score ranks last but must not be lost.
+                if m >= threshold || m.is_nan() {
+                    chosen.extend([q as u32, p as u32]);
+                }
+            }
+        }
+        let pairs = chosen.len() / 2;
+        let gathered = self.empty_f32(pairs * piece);
+        let list = self.upload_u32(&chosen);
+        let units = pairs * piece;
+        let (count, cube_dim) = self.grid(units);
+        // SAFETY: every pair names a query below `nq` and a piece below `pieces`, so each read
+        // stays in the `nq × stride` scores; `total` bounds the writes.
+        unsafe {
+            ops::gather_pieces::launch_unchecked(
+                &self.client,
+                count,
+                cube_dim,
+                BufferArg::from_raw_parts(scores, nq * stride),
+                BufferArg::from_raw_parts(list, chosen.len()),
+                BufferArg::from_raw_parts(gathered.clone(), units),
+                piece as u32,
+                stride as u32,
+                units as u32,
+            )
+        };
+        let gathered = self.read_f32(gathered)?;
+        let mut out: Vec<Vec<(u32, f32)>> = vec![Vec::new(); nq];
+        for (pair, values) in chosen.chunks_exact(2).zip(gathered.chunks_exact(piece)) {
+            let (q, p) = (pair[0] as usize, pair[1] as usize);
+            let first = p * piece;
+            out[q].extend(
+                values.iter().enumerate().map(|(t, &v)| ((first + t) as u32, v)).filter(|&(i, _)| (i as usize) < n),
+            );
+        }
+        for hits in &mut out {
+            sort_hits(hits);
+            hits.truncate(k);
         }
         Ok(out)
     }

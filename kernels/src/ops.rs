@@ -144,6 +144,20 @@ pub fn dot_scores_plane<N: Size>(
     }
 }
 
+/// `out[j * piece + t] = scores[q * stride + p * piece + t]` for the `j`-th pair `(q, p)` of
+/// `pairs`: the score pieces chosen for top-k, packed for one read-back.
+#[cube(launch_unchecked)]
+pub fn gather_pieces(scores: &[f32], pairs: &[u32], out: &mut [f32], piece: u32, stride: u32, total: u32) {
+    let i = ABSOLUTE_POS as u32;
+    if i < total {
+        let j = i / piece;
+        let t = i % piece;
+        let q = pairs[(2 * j) as usize];
+        let p = pairs[(2 * j + 1) as usize];
+        out[i as usize] = scores[q as usize * stride as usize + (p * piece + t) as usize];
+    }
+}
+
 /// One normalised row: `out = (x - mean) / sqrt(var + eps) * gamma + beta`, over `h` values
 /// starting at `at` (in place in `x`).
 #[cube]

@@ -116,6 +116,21 @@ fn top_k_matches_reference() {
 }
 
 #[test]
+fn top_k_breaks_ties_by_index_across_pieces() {
+    // Every item the same: every piece ties for the maximum, and the lowest indices must win.
+    for c in devices() {
+        for (n, k) in [(3000, 10), (9000, 300)] {
+            let items: Vec<f32> = [0.5f32, -0.25, 1.0].repeat(n);
+            let got = c.top_k_dot(&[1.0, 1.0, 1.0], &items, 3, k).unwrap();
+            let want: Vec<u32> = (0..k as u32).collect();
+            let ids: Vec<u32> = got[0].iter().map(|h| h.0).collect();
+            assert_eq!(ids, want, "{} top-{k} of {n} equal items", c.backend());
+            assert!(got[0].iter().all(|h| (h.1 - 1.25).abs() < 1e-6));
+        }
+    }
+}
+
+#[test]
 fn top_k_rejects_ragged_input() {
     let c = devices()[0];
     assert!(c.top_k_dot(&[1.0, 2.0, 3.0], &[1.0, 2.0], 2, 1).is_err());
