@@ -233,6 +233,60 @@ enum EvalCommand {
         #[arg(long)]
         b: Option<f32>,
     },
+    /// Score a pipeline on a LaMP-style dataset (JSON lines of {id, user, input, profile?,
+    /// output}) and print its metrics, latency percentiles and LLM tokens as one JSON object.
+    /// Finished rows are appended to a results file as they finish; running the same command
+    /// again skips them.
+    Pipeline {
+        /// The pipeline file (or give two with --compare).
+        #[arg(required_unless_present = "compare")]
+        file: Option<PathBuf>,
+        /// Evaluate two pipeline files on the same rows and report the paired difference (B − A)
+        /// with a 95% bootstrap confidence interval.
+        #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "file")]
+        compare: Vec<PathBuf>,
+        /// Which pipeline, when a file holds several (the same name in both files with --compare).
+        #[arg(long)]
+        pipeline: Option<String>,
+        #[arg(long, value_name = "DATA.jsonl")]
+        dataset: PathBuf,
+        /// Metrics, comma-separated: accuracy, macro-f1, mae, rmse, rouge-1, rouge-l [default:
+        /// chosen from the gold outputs: ratings → mae,rmse; a few short labels →
+        /// accuracy,macro-f1; else rouge-1,rouge-l].
+        #[arg(long, value_delimiter = ',', value_name = "METRIC,…")]
+        metric: Vec<tailor_engine::eval::metrics::Metric>,
+        /// Only these users' rows, comma-separated.
+        #[arg(long, value_delimiter = ',', value_name = "USER,…")]
+        users: Vec<String>,
+        /// Only the first N rows (after --users).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Rows run at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        concurrency: u16,
+        /// The results file (JSON lines) [default: DATASET.PIPELINE.results.jsonl beside the
+        /// dataset; with --compare, one per pipeline].
+        #[arg(long, value_name = "FILE")]
+        results: Option<PathBuf>,
+        /// The rating scale of mae/rmse, MIN,MAX: an unreadable prediction scores as the rating
+        /// farthest from the gold one.
+        #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [1.0, 5.0], value_name = "MIN,MAX")]
+        scale: Vec<f64>,
+        /// Bootstrap resamples for --compare.
+        #[arg(long, default_value_t = 2000)]
+        resamples: usize,
+        /// The bootstrap's random seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Stop a row's run after this long, e.g. 30s.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// Directories of plugins to load besides the built-in ones.
+        #[arg(long = "plugins", value_name = "DIR")]
+        plugin_dirs: Vec<PathBuf>,
+        #[command(flatten)]
+        llm: LlmArgs,
+    },
     /// Run the PII recognizers on a labelled dataset in presidio-research's format and print
     /// token-level precision, recall and F2, overall and per entity, as one JSON object.
     Pii {
@@ -367,6 +421,8 @@ pub enum Outcome {
     ConfigErrors,
     /// The command found a problem it reported itself (exit 1).
     Failed,
+    /// Stopped by Ctrl-C after saving its progress (exit 130, as the shell reports SIGINT).
+    Interrupted,
 }
 
 /// Which LLM stages call.
@@ -483,6 +539,41 @@ fn main() -> ExitCode {
                 })
             }
             EvalCommand::Pii { presidio, entities, threshold } => cmd::eval::pii(&presidio, &entities, threshold),
+            EvalCommand::Pipeline {
+                file,
+                compare,
+                pipeline,
+                dataset,
+                metric,
+                users,
+                limit,
+                concurrency,
+                results,
+                scale,
+                resamples,
+                seed,
+                timeout,
+                plugin_dirs,
+                llm,
+            } => {
+                let scale = tailor_engine::eval::metrics::Scale { min: scale[0], max: scale[1] };
+                cmd::eval_pipeline::run(cmd::eval_pipeline::PipelineEval {
+                    files: if compare.is_empty() { file.into_iter().collect() } else { compare },
+                    pipeline: pipeline.as_deref(),
+                    dataset: &dataset,
+                    metrics: metric,
+                    users: (!users.is_empty()).then(|| users.into_iter().collect()),
+                    limit,
+                    concurrency: usize::from(concurrency),
+                    results,
+                    llm: llm.choice(),
+                    plugin_dirs: &plugin_dirs,
+                    scale,
+                    resamples,
+                    seed,
+                    timeout,
+                })
+            }
         },
         Command::Embed { texts } => cmd::embed::run(&texts),
         Command::Demo { llm, keep } => cmd::demo::run(&llm.choice(), keep),
@@ -512,6 +603,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::ConfigErrors) => ExitCode::from(2),
         Ok(Outcome::Failed) => ExitCode::from(1),
+        Ok(Outcome::Interrupted) => ExitCode::from(130),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)

@@ -5,6 +5,7 @@ mod check;
 mod daemon;
 mod diagnostics;
 mod durability;
+mod eval;
 mod examples;
 mod fmt;
 mod fuzz;

@@ -25,6 +25,7 @@
 //! ```
 
 pub mod daemon;
+pub mod eval;
 pub mod exec;
 pub mod host;
 pub mod llm;

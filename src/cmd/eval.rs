@@ -129,7 +129,7 @@ fn item(doc: &BeirDoc) -> Arc<Item> {
     })
 }
 
-pub fn bar(len: usize, what: &'static str) -> ProgressBar {
+pub fn bar(len: usize, what: impl Into<std::borrow::Cow<'static, str>>) -> ProgressBar {
     let bar = ProgressBar::new(len as u64).with_message(what);
     bar.set_style(
         ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")

@@ -4,6 +4,7 @@ pub mod check;
 pub mod demo;
 pub mod embed;
 pub mod eval;
+pub mod eval_pipeline;
 pub mod fmt;
 pub mod graph;
 pub mod ingest;
