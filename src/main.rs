@@ -210,6 +210,7 @@ fn model_names() -> clap::builder::PossibleValuesParser {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum EvalCommand {
     /// Index a BEIR dataset as one user's history, run the split's judged queries, and print
     /// nDCG@10, recall@100, indexing time and queries per second as one JSON object.

@@ -232,6 +232,7 @@ impl serde::Serialize for Metric {
 /// Resamples the rows with replacement `resamples` times (the same rows for both pipelines, so
 /// the comparison is paired) and takes the percentile interval of B − A. Deterministic for a
 /// given `seed`.
+#[allow(clippy::too_many_arguments)]
 pub fn paired_bootstrap(
     metric: Metric,
     a: &[&str],
