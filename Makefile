@@ -19,11 +19,13 @@ setup:
 	@bash scripts/setup-kernels.sh
 
 # Test-only tools: Mermaid's own parser (Node.js) checks `tailor graph --format mermaid`; a
-# Python venv takes the official `openai` client, which the daemon's chat endpoint is tested with.
+# Python venv takes the official `openai` client, which the daemon's chat endpoint is tested with;
+# headless Chromium opens `tailor eval pipeline --report`'s page.
 test-setup: setup
 	@python3 -c "import ensurepip, venv" >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv python3-pip; }
 	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
 	@[ -d tests/mermaid/node_modules/mermaid ] || npm ci --prefix tests/mermaid --no-audit --no-fund --loglevel=error
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 # The main job: ingest the sample users and run every example pipeline for each of them on the
 # embedded defaults (SQLite in a temporary directory, MiniLM, SmolLM2; weights fetched on first use).

@@ -282,6 +282,10 @@ enum EvalCommand {
         /// Stop a row's run after this long, e.g. 30s.
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<std::time::Duration>,
+        /// Write a self-contained HTML report (index.html) with PNG charts (metrics, latency
+        /// histogram, time per stage) into this directory.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
         /// Directories of plugins to load besides the built-in ones.
         #[arg(long = "plugins", value_name = "DIR")]
         plugin_dirs: Vec<PathBuf>,
@@ -554,6 +558,7 @@ fn main() -> ExitCode {
                 resamples,
                 seed,
                 timeout,
+                report,
                 plugin_dirs,
                 llm,
             } => {
@@ -573,6 +578,7 @@ fn main() -> ExitCode {
                     resamples,
                     seed,
                     timeout,
+                    report,
                 })
             }
         },

@@ -216,3 +216,97 @@ fn lamp_files_convert_to_a_dataset_the_harness_reads() {
     ]);
     assert!(!stderr(&loaded).contains("bad line"), "{}", stderr(&loaded));
 }
+
+/// Headless Chromium as the probe runs it (no sandbox as root, no network chatter).
+fn chromium(args: &[&str], profile: &std::path::Path) -> std::process::Output {
+    let bin = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .expect("headless Chromium is needed for the report test (`make test-setup` installs Debian's `chromium`)");
+    Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .expect("chromium runs")
+}
+
+#[test]
+fn the_report_opens_in_headless_chromium_and_shows_its_charts() {
+    let rt = runtime();
+    let llm = rt.block_on(FakeLlm::always(Reply::Text("4".into())));
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    // Two versions of the pipeline, compared on the same rows.
+    let other = dir.join("fewer-examples.kdl");
+    let text = std::fs::read_to_string(root().join(PIPELINE)).unwrap();
+    std::fs::write(&other, text.replace("k 5", "k 2")).unwrap();
+    let report = dir.join("report");
+    let out = tailor(&[
+        "eval",
+        "pipeline",
+        "--compare",
+        PIPELINE,
+        other.to_str().unwrap(),
+        "--dataset",
+        DATASET,
+        "--results",
+        dir.join("r.jsonl").to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--resamples",
+        "200",
+        "--llm",
+        &llm.url(),
+        "--model",
+        "fake",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(summary["pipelines"].as_array().unwrap().len(), 2, "{summary:#}");
+    let mae = &summary["comparison"][0];
+    assert_eq!(mae["metric"], "mae");
+    // The same predictions for both: no difference, an interval of [0, 0].
+    assert_eq!((mae["difference"].as_f64(), mae["significant"].as_bool()), (Some(0.0), Some(false)), "{summary:#}");
+    for png in ["metrics.png", "latency.png", "stages.png"] {
+        let bytes = std::fs::read(report.join(png)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{png} is a PNG");
+    }
+    let index = report.join("index.html");
+    let url = format!("file://{}", index.display());
+    let profile = dir.join("chromium-profile");
+
+    // The browser decodes every chart (the page counts them once loaded).
+    let dom = chromium(&["--virtual-time-budget=5000", "--dump-dom", &url], &profile);
+    let dom_text = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom_text.contains("data-charts-loaded=\"3\""), "{}\n{}", dom_text, String::from_utf8_lossy(&dom.stderr));
+
+    // And they are on the screen: the first pipeline's bar colour fills a good part of it.
+    let shot = dir.join("report.png");
+    let taken = chromium(
+        &["--window-size=1200,3000", "--virtual-time-budget=5000", &format!("--screenshot={}", shot.display()), &url],
+        &profile,
+    );
+    assert!(shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&taken.stderr));
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let [r, g, b] = [31i32, 119, 180];
+    let bar_pixels = buf[..info.buffer_size()]
+        .chunks(channels)
+        .filter(|p| (p[0] as i32 - r).abs() < 12 && (p[1] as i32 - g).abs() < 12 && (p[2] as i32 - b).abs() < 12)
+        .count();
+    assert!(bar_pixels > 5_000, "only {bar_pixels} pixels of the charts' first colour in the screenshot");
+}

@@ -51,6 +51,8 @@ pub struct PipelineEval<'a> {
     pub seed: u64,
     /// A run's time limit, per row.
     pub timeout: Option<Duration>,
+    /// Where to write the HTML report and its charts.
+    pub report: Option<PathBuf>,
 }
 
 /// One row of a dataset.
@@ -300,15 +302,10 @@ pub fn run(args: PipelineEval<'_>) -> anyhow::Result<Outcome> {
 
     let mut per_pipeline = Vec::new();
     for candidate in &candidates {
-        let results = match &args.results {
-            Some(p) if candidates.len() == 1 => p.clone(),
-            Some(p) => p.with_file_name(format!(
-                "{}.{}.jsonl",
-                p.file_stem().and_then(|s| s.to_str()).unwrap_or("results"),
-                candidate.pipeline.name
-            )),
-            None => default_results(args.dataset, &candidate.file, &candidate.pipeline.name),
-        };
+        let results = results_path(args.results.as_deref(), args.dataset, candidate, candidates.len());
+        if per_pipeline.iter().any(|(_, r, _): &(&Candidate, PathBuf, _)| *r == results) {
+            bail!("both pipelines would write {}: give the files different names", results.display());
+        }
         let done = evaluate(&local, candidate, &rows, &results, &args, &stop)?;
         if stop.load(std::sync::atomic::Ordering::SeqCst) {
             eprintln!("stopped; {} of {} rows are in {}", done.len(), rows.len(), results.display());
@@ -326,6 +323,27 @@ pub fn run(args: PipelineEval<'_>) -> anyhow::Result<Outcome> {
         let predictions: Vec<&str> = rows.iter().map(|r| done[&r.id].prediction.as_str()).collect();
         summaries.push(summary(candidate, results, &rows, done, &predictions, &golds, &metrics, args.scale));
     }
+    let charts: Vec<crate::cmd::eval_report::PipelineData> = per_pipeline
+        .iter()
+        .zip(&summaries)
+        .map(|((candidate, _, done), summary)| crate::cmd::eval_report::PipelineData {
+            name: candidate.pipeline.name.clone(),
+            metrics: metrics
+                .iter()
+                .map(|m| (m.name().to_owned(), summary["metrics"][m.name()].as_f64().unwrap_or(f64::NAN)))
+                .collect(),
+            overhead_ms: rows.iter().map(|r| done[&r.id].latency_ms - done[&r.id].llm_ms).collect(),
+            stages: candidate
+                .pipeline
+                .stages
+                .iter()
+                .filter_map(|st| {
+                    summary["stage_p50_ms"][st.label.to_string().as_str()].as_f64().map(|ms| (st.label.to_string(), ms))
+                })
+                .collect(),
+            summary: summary.clone(),
+        })
+        .collect();
     if let [(_, _, a), (_, _, b)] = per_pipeline.as_slice() {
         let pa: Vec<&str> = rows.iter().map(|r| a[&r.id].prediction.as_str()).collect();
         let pb: Vec<&str> = rows.iter().map(|r| b[&r.id].prediction.as_str()).collect();
@@ -340,6 +358,16 @@ pub fn run(args: PipelineEval<'_>) -> anyhow::Result<Outcome> {
         for (k, v) in only.as_object().expect("a summary is an object") {
             out.insert(k.clone(), v.clone());
         }
+    }
+    if let Some(dir) = &args.report {
+        crate::cmd::eval_report::write(
+            dir,
+            &args.dataset.display().to_string(),
+            rows.len(),
+            &charts,
+            out.get("comparison"),
+        )?;
+        out.insert("report".into(), dir.join("index.html").display().to_string().into());
     }
     println!("{}", serde_json::to_string_pretty(&serde_json::Value::Object(out))?);
     Ok(Outcome::Ok)
@@ -364,10 +392,20 @@ fn uses_dense(p: &Pipeline) -> bool {
     })
 }
 
-fn default_results(dataset: &Path, file: &Path, pipeline: &str) -> PathBuf {
+/// The results file of a pipeline: `--results` (with `--compare`, `STEM.FILE_STEM.jsonl` beside
+/// it), else `DATASET_STEM.FILE_STEM.PIPELINE.results.jsonl` beside the dataset.
+fn results_path(given: Option<&Path>, dataset: &Path, candidate: &Candidate, pipelines: usize) -> PathBuf {
     let stem = |p: &Path| p.file_stem().and_then(|s| s.to_str()).unwrap_or("eval").to_owned();
-    let _ = file;
-    dataset.with_file_name(format!("{}.{pipeline}.results.jsonl", stem(dataset)))
+    match given {
+        Some(p) if pipelines == 1 => p.to_path_buf(),
+        Some(p) => p.with_file_name(format!("{}.{}.jsonl", stem(p), stem(&candidate.file))),
+        None => dataset.with_file_name(format!(
+            "{}.{}.{}.results.jsonl",
+            stem(dataset),
+            stem(&candidate.file),
+            candidate.pipeline.name
+        )),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

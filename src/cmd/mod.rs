@@ -5,6 +5,7 @@ pub mod demo;
 pub mod embed;
 pub mod eval;
 pub mod eval_pipeline;
+pub mod eval_report;
 pub mod fmt;
 pub mod graph;
 pub mod ingest;
