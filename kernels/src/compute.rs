@@ -204,6 +204,20 @@ impl Compute {
         self.backend
     }
 
+    /// How cubek's reductions run here: the unit strategy on the CPU runtime, the cube strategy
+    /// elsewhere (the unit strategy returned wrong results on wgpu, DESIGN.md §4).
+    fn reduce_strategy(&self) -> ReduceStrategy {
+        let routine = match self.backend {
+            Backend::Cpu => RoutineStrategy::Unit(BlueprintStrategy::Inferred(UnitStrategy)),
+            _ => RoutineStrategy::Cube(BlueprintStrategy::Inferred(CubeStrategy { use_planes: false })),
+        };
+        ReduceStrategy {
+            routine,
+            vectorization: VectorizationStrategy { parallel_output_vectorization: false },
+            autotune_level: AutotuneLevel::Balanced,
+        }
+    }
+
     /// The plane (warp) size the plane kernels launch with: GPUs whose runtime has plane
     /// operations and one fixed plane size. `None` on the CPU runtime, which runs the
     /// row-per-unit kernels instead.
@@ -589,16 +603,7 @@ impl Compute {
         // Contiguous, as read below (`TensorHandle::empty` may pitch rows: CUDA does).
         let values = TensorHandle::new_contiguous(vec![rows, kk], self.empty_f32(rows * kk), dtype);
         let indices = TensorHandle::new_contiguous(vec![rows, kk], self.empty_f32(rows * kk), u32::elem_type_native());
-        let routine = match self.backend {
-            Backend::Cpu => RoutineStrategy::Unit(BlueprintStrategy::Inferred(UnitStrategy)),
-            // The unit strategy returned wrong results on wgpu (DESIGN.md §4).
-            _ => RoutineStrategy::Cube(BlueprintStrategy::Inferred(CubeStrategy { use_planes: false })),
-        };
-        let strategy = ReduceStrategy {
-            routine,
-            vectorization: VectorizationStrategy { parallel_output_vectorization: false },
-            autotune_level: AutotuneLevel::Balanced,
-        };
+        let strategy = self.reduce_strategy();
         cubek::reduce::reduce_with_indices(
             &self.client,
             input.binding(),
@@ -667,16 +672,7 @@ impl Compute {
         let input = TensorHandle::new_contiguous(vec![rows, piece], scores.clone(), dtype);
         // Contiguous, as read below (`TensorHandle::empty` may pitch rows: CUDA does).
         let maxima = TensorHandle::new_contiguous(vec![rows, 1], self.empty_f32(rows), dtype);
-        let routine = match self.backend {
-            Backend::Cpu => RoutineStrategy::Unit(BlueprintStrategy::Inferred(UnitStrategy)),
-            // The unit strategy returned wrong results on wgpu (DESIGN.md §4).
-            _ => RoutineStrategy::Cube(BlueprintStrategy::Inferred(CubeStrategy { use_planes: false })),
-        };
-        let strategy = ReduceStrategy {
-            routine,
-            vectorization: VectorizationStrategy { parallel_output_vectorization: false },
-            autotune_level: AutotuneLevel::Balanced,
-        };
+        let strategy = self.reduce_strategy();
         cubek::reduce::reduce(
             &self.client,
             input.binding(),
