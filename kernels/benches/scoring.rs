@@ -7,8 +7,8 @@
 //!     [--queries 16] [--k 10] [--runs 20]
 //! ```
 //!
-//! Every scoring kernel the device runs is measured (the row-per-unit kernel everywhere, the
-//! plane-per-row kernel on GPUs), each after its top-k of two queries is checked against the
+//! Every scoring kernel the device runs is measured (the row-per-unit and the tiled kernels
+//! everywhere, the plane-per-row kernel on GPUs), each after its top-k of two queries is checked against the
 //! plain Rust reference (ids and scores), so a fast wrong kernel cannot pass for a fast one.
 
 use std::time::Instant;
@@ -58,8 +58,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut kernels = serde_json::Map::new();
     let mut failed = Vec::new();
-    for kernel in [ScoreKernel::Rows, ScoreKernel::Planes] {
-        if kernel == ScoreKernel::Planes && compute.score_kernel() != ScoreKernel::Planes {
+    for kernel in [ScoreKernel::Rows, ScoreKernel::Planes, ScoreKernel::Tiled] {
+        if kernel == ScoreKernel::Planes && !compute.has_planes() {
             continue;
         }
         let name = format!("{kernel:?}").to_lowercase();
@@ -91,17 +91,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         };
     }
-    let auto = format!("{:?}", compute.score_kernel()).to_lowercase();
+    let name = |queries: usize| format!("{:?}", compute.score_kernel(queries)).to_lowercase();
     let mut out = json!({
         "backend": compute.backend().to_string(),
         "items": n, "dim": dim, "queries": nq, "k": k, "runs": args.runs,
         "upload_seconds": upload_seconds,
-        "kernel": auto,
+        "kernel": { "batch": name(nq), "single": name(1) },
         "kernels": kernels,
     });
-    // The kernel `top_k_resident` uses, at the top level.
-    for case in ["batch", "single"] {
-        out[case] = out["kernels"][&auto][case].clone();
+    // What `top_k_resident` uses for each case, at the top level.
+    for (case, queries) in [("batch", nq), ("single", 1)] {
+        out[case] = out["kernels"][&name(queries)][case].clone();
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     if failed.is_empty() { Ok(()) } else { Err(format!("failed: {}", failed.join(", ")).into()) }

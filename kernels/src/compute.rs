@@ -136,6 +136,11 @@ const GPU_TOP_K_PIECE: usize = 256;
 const PLANES_PER_CUBE: u32 = 8;
 const MAX_SCORE_CUBES: usize = 65_535;
 
+/// From this many queries at once, GPUs score with [`ScoreKernel::Tiled`].
+const TILED_MIN_QUERIES: usize = 4;
+/// Queries a cube of [`ops::dot_scores_tiled`] holds in shared memory and scores per pass.
+const QUERY_TILE: usize = 16;
+
 /// The kernels that score queries against resident items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScoreKernel {
@@ -144,6 +149,10 @@ pub enum ScoreKernel {
     /// A plane (warp) per item row, coalesced loads ([`ops::dot_scores_plane`]): runtimes with
     /// plane operations and a fixed plane size (CUDA).
     Planes,
+    /// A unit per item row against a tile of queries held in shared memory
+    /// ([`ops::dot_scores_tiled`]): each row is read once per tile of queries, where the
+    /// kernels above read every query again for every row. What GPUs use for several queries.
+    Tiled,
 }
 
 /// Item vectors resident on a device, in chunks that respect the runtime's buffer cap.
@@ -434,7 +443,8 @@ impl Compute {
         let q = self.upload_f32(queries);
         let mut per_query: Vec<Vec<f32>> = vec![Vec::with_capacity(n); nq];
         for (chunk, rows) in &matrix.chunks {
-            let scores = self.read_f32(self.scores_chunk(&q, nq, chunk, *rows, *rows, dim, self.plane_size()))?;
+            let kernel = self.score_kernel(nq);
+            let scores = self.read_f32(self.scores_chunk(&q, nq, chunk, *rows, *rows, dim, kernel))?;
             for (qi, row) in scores.chunks_exact(*rows).enumerate() {
                 per_query[qi].extend_from_slice(row);
             }
@@ -455,19 +465,35 @@ impl Compute {
     }
 
     /// [`Compute::top_k_dot`] against a matrix already on the device, with the scoring kernel
-    /// this device runs best ([`ScoreKernel::Planes`] on GPUs with plane operations).
+    /// this device runs best for that many queries ([`Compute::score_kernel`]).
     pub fn top_k_resident(
         &self,
         queries: &[f32],
         items: &DeviceMatrix,
         k: usize,
     ) -> Result<Vec<Vec<(u32, f32)>>, KernelError> {
-        self.top_k_resident_with(queries, items, k, self.score_kernel())
+        let nq = queries.len() / items.dim.max(1);
+        self.top_k_resident_with(queries, items, k, self.score_kernel(nq))
     }
 
-    /// The scoring kernel [`Compute::top_k_resident`] uses on this device.
-    pub fn score_kernel(&self) -> ScoreKernel {
-        if self.plane_size().is_some() { ScoreKernel::Planes } else { ScoreKernel::Rows }
+    /// The scoring kernel [`Compute::top_k_resident`] uses on this device for `queries` queries
+    /// at once: the row kernel on the CPU runtime; on GPUs the tiled kernel for several queries, else
+    /// the plane kernel where the runtime has planes.
+    pub fn score_kernel(&self, queries: usize) -> ScoreKernel {
+        if self.backend == Backend::Cpu {
+            ScoreKernel::Rows
+        } else if queries >= TILED_MIN_QUERIES {
+            ScoreKernel::Tiled
+        } else if self.plane_size().is_some() {
+            ScoreKernel::Planes
+        } else {
+            ScoreKernel::Rows
+        }
+    }
+
+    /// Whether this device runs [`ScoreKernel::Planes`].
+    pub fn has_planes(&self) -> bool {
+        self.plane_size().is_some()
     }
 
     /// [`Compute::top_k_resident`] with a given scoring kernel (for comparing them; a kernel
@@ -479,12 +505,9 @@ impl Compute {
         k: usize,
         kernel: ScoreKernel,
     ) -> Result<Vec<Vec<(u32, f32)>>, KernelError> {
-        let plane = match kernel {
-            ScoreKernel::Rows => None,
-            ScoreKernel::Planes => Some(self.plane_size().ok_or_else(|| {
-                KernelError::Runtime(format!("{} has no plane operations for the plane kernel", self.backend))
-            })?),
-        };
+        if kernel == ScoreKernel::Planes && !self.has_planes() {
+            return Err(KernelError::Runtime(format!("{} has no plane operations for the plane kernel", self.backend)));
+        }
         let dim = items.dim;
         let (nq, _) = check_shapes(queries, &[], dim)?;
         let mut best: Vec<Vec<(u32, f32)>> = vec![Vec::new(); nq];
@@ -497,7 +520,7 @@ impl Compute {
             let cpu = self.backend == Backend::Cpu;
             let piece = if cpu { CPU_TOP_K_PIECE } else { GPU_TOP_K_PIECE }.min(*rows);
             let stride = rows.div_ceil(piece) * piece;
-            let scores = self.scores_chunk(&q, nq, chunk, *rows, stride, dim, plane);
+            let scores = self.scores_chunk(&q, nq, chunk, *rows, stride, dim, kernel);
             let found = if cpu {
                 self.top_k_pieces(scores, nq, *rows, piece, k)?
             } else {
@@ -515,9 +538,9 @@ impl Compute {
         Ok(best)
     }
 
-    /// Launches a scoring kernel over one resident chunk of `rows` items and returns the
-    /// device buffer of `nq` score rows, `stride ≥ rows` apart, padded with `f32::MIN`: the
-    /// plane kernel when `plane` gives the plane size, else the row-per-unit one.
+    /// Launches `kernel` over one resident chunk of `rows` items and returns the device buffer
+    /// of `nq` score rows, `stride ≥ rows` apart, padded with `f32::MIN`. The caller has checked
+    /// that this device runs `kernel`.
     #[allow(clippy::too_many_arguments)]
     fn scores_chunk(
         &self,
@@ -527,11 +550,37 @@ impl Compute {
         rows: usize,
         stride: usize,
         dim: usize,
-        plane: Option<u32>,
+        kernel: ScoreKernel,
     ) -> Handle {
         let scores = self.empty_f32(nq * stride);
         let width = vector_width(dim);
-        if let Some(plane) = plane {
+        if kernel == ScoreKernel::Tiled {
+            // Vectors of 4 at most: a unit holds `QUERY_TILE` accumulators of that width.
+            let width = [4, 2].into_iter().find(|w| dim.is_multiple_of(*w)).unwrap_or(1);
+            let units = self.max_units.min(256) as usize;
+            let cubes = stride.div_ceil(units).min(MAX_SCORE_CUBES) as u32;
+            // SAFETY: the kernel bounds rows by `n_items`/`stride` and queries by `n_queries`;
+            // the shared tile is `QUERY_TILE × dim` floats, filled before it is read.
+            unsafe {
+                ops::dot_scores_tiled::launch_unchecked(
+                    &self.client,
+                    CubeCount::Static(cubes.max(1), 1, 1),
+                    CubeDim::new_1d(units as u32),
+                    width,
+                    BufferArg::from_raw_parts(queries.clone(), nq * dim / width),
+                    BufferArg::from_raw_parts(items.clone(), rows * dim / width),
+                    BufferArg::from_raw_parts(scores.clone(), nq * stride),
+                    rows as u32,
+                    stride as u32,
+                    nq as u32,
+                    dim / width,
+                    QUERY_TILE,
+                )
+            };
+            return scores;
+        }
+        if kernel == ScoreKernel::Planes {
+            let plane = self.plane_size().expect("invariant: the caller checked for planes");
             // A plane per row, PLANES_PER_CUBE rows per cube, enough cubes to fill the device
             // several times over; the kernel loops over the rest.
             let cubes = stride.div_ceil(PLANES_PER_CUBE as usize).min(MAX_SCORE_CUBES) as u32;

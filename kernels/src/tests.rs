@@ -88,9 +88,9 @@ fn top_k_matches_reference() {
     let mut rng = Rng::new(2);
     for c in devices() {
         // Every scoring kernel the device runs (the plane kernel only where there are planes).
-        let kernels: Vec<ScoreKernel> = [ScoreKernel::Rows, ScoreKernel::Planes]
+        let kernels: Vec<ScoreKernel> = [ScoreKernel::Rows, ScoreKernel::Planes, ScoreKernel::Tiled]
             .into_iter()
-            .filter(|&k| k == ScoreKernel::Rows || c.score_kernel() == ScoreKernel::Planes)
+            .filter(|&k| k != ScoreKernel::Planes || c.has_planes())
             .collect();
         let shapes =
             [(1, 1, 4, 1), (1, 10, 3, 20), (2, 5000, 16, 10), (3, 9001, 8, 100), (1, 4096, 4, 7), (5, 777, 384, 9)];
@@ -136,7 +136,7 @@ fn top_k_rejects_ragged_input() {
     assert!(c.top_k_dot(&[1.0, 2.0, 3.0], &[1.0, 2.0], 2, 1).is_err());
     assert!(c.dot_scores(&[1.0], &[1.0], 0).is_err());
     for c in devices() {
-        if c.score_kernel() == ScoreKernel::Rows {
+        if !c.has_planes() {
             let matrix = c.upload_matrix(&[1.0, 2.0], 2).unwrap();
             let err = c.top_k_resident_with(&[1.0, 2.0], &matrix, 1, ScoreKernel::Planes).unwrap_err();
             assert!(err.to_string().contains("plane"), "{err}");
