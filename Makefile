@@ -7,7 +7,7 @@ JOBS ?= 2
 export XDG_RUNTIME_DIR ?= /tmp/tailor-xdg-runtime
 $(shell mkdir -p $(XDG_RUNTIME_DIR) && chmod 700 $(XDG_RUNTIME_DIR))
 
-.PHONY: setup test-setup demo test bench bench-compare fuzz lint
+.PHONY: setup test-setup demo test bench bench-compare bench-haystack fuzz lint
 
 # Tools the build needs: the wasm target for plugins (DESIGN.md §1; rustup's automatic
 # installs may be off, so add it explicitly), and LLVM 22 + Mesa's lavapipe for the CubeCL
@@ -48,6 +48,11 @@ bench: setup
 # Retrieval speed against sentence-transformers, numpy, faiss-cpu and bm25s, same run, same machine.
 bench-compare: setup
 	bash benches/compare/run.sh
+
+# Per-request overhead against Haystack 2.x: the daemon bench's six-stage pipeline in process, same
+# items, same messages, same machine.
+bench-haystack: setup
+	bash benches/haystack/run.sh
 
 # Coverage-guided fuzzing of the grammar and checker (needs nightly and cargo-fuzz).
 fuzz:

@@ -10,6 +10,11 @@
 //!
 //! Run with `cargo bench --bench daemon [-- --seconds N]`; `-- --profile-runs N` runs only the
 //! cached pipeline in process N times, for a profiler.
+//!
+//! For the comparison with Haystack (`benches/haystack/run.sh`): `--in-process-only` measures only
+//! the in-process baseline, `--runs N` sets its number of runs (default 500), `--json FILE` writes
+//! its results as JSON, and `--dump-items FILE` writes the history items and the messages, so the
+//! other side runs on exactly the same data.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,6 +84,9 @@ impl Complete for Timed {
     }
 }
 
+/// Runs before the measured ones, in process and over HTTP alike.
+const WARM_UP: usize = 50;
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -91,6 +99,13 @@ struct Sample {
     llm_ms: f64,
 }
 
+/// One in-process run: its time without the LLM's, each stage's time (ms), the pipeline's output.
+struct InProcessRun {
+    ms: f64,
+    stages: Vec<(String, f64)>,
+    output: Value,
+}
+
 fn main() {
     let mut seconds = 15u64;
     let args: Vec<String> = std::env::args().collect();
@@ -101,6 +116,14 @@ fn main() {
         .iter()
         .position(|a| a == "--profile-runs")
         .map(|i| args.get(i + 1).and_then(|s| s.parse().ok()).expect("--profile-runs N"));
+    let mut runs = 500usize;
+    if let Some(i) = args.iter().position(|a| a == "--runs") {
+        runs = args.get(i + 1).and_then(|s| s.parse().ok()).filter(|&n| n > 0).expect("--runs N");
+    }
+    let in_process_only = args.iter().any(|a| a == "--in-process-only");
+    let json_path = args.iter().position(|a| a == "--json").map(|i| args.get(i + 1).expect("--json FILE").clone());
+    let dump_path =
+        args.iter().position(|a| a == "--dump-items").map(|i| args.get(i + 1).expect("--dump-items FILE").clone());
     // The daemon's runtime: two workers, as on a 2-core machine.
     let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let llm = server_rt.block_on(FakeLlm::always(Reply::Text("Sure: try the north ridge at dawn.".into())));
@@ -146,6 +169,13 @@ fn main() {
     });
     let message =
         |i: usize| format!("Any tips on {} this weekend? Mail me at ana{i}@example.com", TOPICS[i % TOPICS.len()]);
+    if let Some(path) = &dump_path {
+        // The messages of the warm-up and of the measured runs: `message(i)` for i below the larger.
+        let messages: Vec<String> = (0..runs.max(WARM_UP)).map(message).collect();
+        let data = json!({"user": "ana", "items": items, "messages": messages});
+        std::fs::write(path, serde_json::to_string(&data).unwrap()).unwrap_or_else(|e| panic!("writing {path}: {e}"));
+    }
+    let mut results = serde_json::Map::new();
 
     println!("six-stage pipeline, 1,000 history items, fake LLM on loopback; daemon on 2 worker threads");
     for (name, _) in variants {
@@ -174,39 +204,62 @@ fn main() {
             let started = Instant::now();
             let report = server_rt.block_on(app.executor.run(request)).expect("the pipeline runs");
             let ms = (started.elapsed() - *llm_time.lock().unwrap()).as_secs_f64() * 1e3;
-            (ms, report.stages.iter().map(|s| (s.label.clone(), s.elapsed.as_secs_f64() * 1e3)).collect::<Vec<_>>())
+            let stages = report.stages.iter().map(|s| (s.label.clone(), s.elapsed.as_secs_f64() * 1e3)).collect();
+            InProcessRun { ms, stages, output: report.output }
         };
-        for i in 0..50 {
+        for i in 0..WARM_UP {
             in_process(i);
         }
-        if let Some(runs) = profile_runs {
+        if let Some(profile_runs) = profile_runs {
             // For a profiler (`perf record`): only the in-process runs of the first variant.
-            for i in 0..runs {
+            for i in 0..profile_runs {
                 in_process(i);
             }
             return;
         }
-        let runs: Vec<(f64, Vec<(String, f64)>)> = (0..500).map(in_process).collect();
-        let mut baseline: Vec<f64> = runs.iter().map(|r| r.0).collect();
+        let measured: Vec<InProcessRun> = (0..runs).map(in_process).collect();
+        let mut baseline: Vec<f64> = measured.iter().map(|r| r.ms).collect();
         baseline.sort_by(f64::total_cmp);
-        let stages: Vec<String> = runs[0].1.iter().map(|(label, _)| label.clone()).collect();
-        let per_stage: Vec<String> = stages
+        let stages: Vec<(String, f64)> = measured[0]
+            .stages
             .iter()
             .enumerate()
-            .map(|(i, label)| {
-                let mut times: Vec<f64> = runs.iter().map(|r| r.1[i].1).collect();
+            .map(|(i, (label, _))| {
+                let mut times: Vec<f64> = measured.iter().map(|r| r.stages[i].1).collect();
                 times.sort_by(f64::total_cmp);
-                format!("{label} {:.2}", percentile(&times, 0.5))
+                (label.clone(), percentile(&times, 0.5))
             })
             .collect();
+        let per_stage: Vec<String> = stages.iter().map(|(label, p50)| format!("{label} {p50:.2}")).collect();
 
         println!("\n{name}:");
         println!(
-            "in process (executor only, baseline), without the LLM's time: p50 {:.2} ms, p99 {:.2} ms (500 runs)",
+            "in process (executor only, baseline), without the LLM's time: p50 {:.2} ms, p99 {:.2} ms ({runs} runs)",
             percentile(&baseline, 0.5),
             percentile(&baseline, 0.99)
         );
         println!("  per stage, p50 ms (the generator's includes its LLM call): {}", per_stage.join(", "));
+        // One run's input, what reached the LLM (the last request the fake LLM saw), and output.
+        let requests = llm.requests();
+        let prompt = requests.last().and_then(|(_, body)| body["messages"].as_array()?.last()?["content"].as_str());
+        let example =
+            json!({"input": message(runs - 1), "llm_prompt": prompt, "output": measured[runs - 1].output.to_string()});
+        if in_process_only {
+            println!("  example: {example}");
+        }
+        results.insert(
+            name.into(),
+            json!({
+                "p50_ms": percentile(&baseline, 0.5),
+                "p99_ms": percentile(&baseline, 0.99),
+                "runs": runs,
+                "stages": stages.into_iter().map(|(label, p50)| (label, json!(p50))).collect::<serde_json::Map<_, _>>(),
+                "example": example,
+            }),
+        );
+        if in_process_only {
+            continue;
+        }
         for concurrency in [1usize, 8] {
             let run = |deadline: Instant| {
                 let client = client.clone();
@@ -263,6 +316,10 @@ fn main() {
                 samples.len(),
             );
         }
+    }
+    if let Some(path) = &json_path {
+        let text = serde_json::to_string_pretty(&json!({"variants": results})).unwrap();
+        std::fs::write(path, text + "\n").unwrap_or_else(|e| panic!("writing {path}: {e}"));
     }
     server_rt.block_on(running.shutdown());
 }

@@ -10,7 +10,8 @@
 //! First, the latency of one call on short texts (a chat message, and two characters: what a call
 //! costs before any text), median of 300 calls, sandbox against native.
 //!
-//! Run with `cargo bench --bench pii`.
+//! Run with `cargo bench --bench pii`; `-- --calls N` makes only N calls on the chat message, for a
+//! profiler (with `TAILOR_PLUGIN_PERFMAP=1`, `perf` names the plugin's functions).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,6 +64,15 @@ fn main() {
         rt.block_on(plugin.call(&host, call)).expect("the call succeeds");
         start.elapsed()
     };
+    // `--calls N`: only N calls on the chat message, for a profiler.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--calls") {
+        let calls: usize = args.get(i + 1).and_then(|s| s.parse().ok()).expect("--calls N");
+        for _ in 0..calls {
+            call_with("Any tips on hiking this weekend? Mail me at ana1@example.com");
+        }
+        return;
+    }
     println!("one call, median of 300; all entity types, default thresholds\n");
     println!("{:>62} {:>12} {:>12}", "text", "sandbox µs", "native µs");
     for text in ["Any tips on hiking this weekend? Mail me at ana1@example.com", "ok"] {

@@ -162,7 +162,7 @@ pub fn dot_scores_tiled<N: Size>(
     #[comptime] tile: usize,
 ) {
     let mut shared = Shared::<[Vector<f32, N>]>::new_slice(tile * dim_vectors);
-    let units = CUBE_DIM as u32;
+    let units = CUBE_DIM;
     let step = CUBE_COUNT_X * units;
     let mut q0 = 0u32;
     while q0 < n_queries {

@@ -80,9 +80,9 @@ pub fn write(
         }
         let s = &p.summary;
         let num = |v: &serde_json::Value| v.as_f64().map_or("–".to_owned(), |x| format!("{x:.2}"));
-        write!(
+        writeln!(
             html,
-            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             s["failed_rows"],
             num(&s["latency_ms"]["p50"]),
             num(&s["latency_ms"]["p99"]),
@@ -99,9 +99,9 @@ pub fn write(
         );
         for c in paired {
             let f = |k: &str| c[k].as_f64().map_or("–".to_owned(), |x| format!("{x:.4}"));
-            write!(
+            writeln!(
                 html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>[{}, {}]</td><td>{}</td></tr>\n",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>[{}, {}]</td><td>{}</td></tr>",
                 escape(c["metric"].as_str().unwrap_or("")),
                 f("a"),
                 f("b"),

@@ -243,6 +243,11 @@ impl PluginHost {
         if options.pooling {
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }
+        // For profiling plugins: `perf` finds the names of their compiled functions in
+        // /tmp/perf-PID.map.
+        if std::env::var_os("TAILOR_PLUGIN_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let mut cache_config = wasmtime::CacheConfig::new();
         if let Some(dir) = cache_dir() {
             cache_config.with_directory(dir);

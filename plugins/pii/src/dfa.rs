@@ -8,6 +8,8 @@
 //!
 //! Both find the same leftmost-first matches.
 
+use std::sync::LazyLock;
+
 #[cfg(not(feature = "runtime-regex"))]
 use regex_automata::dfa::regex::Regex;
 #[cfg(not(feature = "runtime-regex"))]
@@ -40,6 +42,83 @@ macro_rules! pattern {
     };
 }
 pub(crate) use pattern;
+
+/// What a text holds, counted in one pass: the recognizers skip a pattern the text cannot
+/// match (or whose every match their checks would reject) before loading or running its DFAs,
+/// as the `regex` crate's literal prefilters would for it. Each guard is a necessary condition
+/// of the pattern it guards; `tests::guards_never_skip_a_match` holds them to it.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// ASCII digits in the text.
+    pub digits: usize,
+    /// The longest run of consecutive ASCII digits.
+    pub digit_run: usize,
+    ascii: [bool; 128],
+}
+
+impl Shape {
+    pub fn of(text: &str) -> Shape {
+        let mut shape = Shape { digits: 0, digit_run: 0, ascii: [false; 128] };
+        let mut run = 0;
+        for &b in text.as_bytes() {
+            if b.is_ascii_digit() {
+                shape.digits += 1;
+                run += 1;
+                shape.digit_run = shape.digit_run.max(run);
+            } else {
+                run = 0;
+            }
+            if b.is_ascii() {
+                shape.ascii[usize::from(b)] = true;
+            }
+        }
+        shape
+    }
+
+    /// Whether the ASCII character `c` occurs in the text.
+    pub fn has(&self, c: u8) -> bool {
+        self.ascii.get(usize::from(c)).copied().unwrap_or(false)
+    }
+}
+
+/// A pattern that runs only on texts that meet a condition ([`Shape`]), loaded at first use.
+pub struct Guarded {
+    pattern: LazyLock<Pattern>,
+    /// What every text the recognizer keeps a match of this pattern in meets.
+    pub needs: fn(&Shape) -> bool,
+}
+
+/// `guarded!("name", |shape| condition)`: the pattern `name` of `regexes.rs`, guarded.
+macro_rules! guarded {
+    ($name:literal, $needs:expr) => {
+        $crate::dfa::Guarded::new(std::sync::LazyLock::new(|| $crate::dfa::pattern!($name)), $needs)
+    };
+}
+pub(crate) use guarded;
+
+#[cfg(test)]
+thread_local! {
+    /// Tests turn the guards off to check that they never change what is found.
+    pub(crate) static UNGUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Guarded {
+    pub const fn new(pattern: LazyLock<Pattern>, needs: fn(&Shape) -> bool) -> Guarded {
+        Guarded { pattern, needs }
+    }
+
+    /// [`Pattern::find_iter`], or nothing (without loading the pattern) when `shape` does not
+    /// meet the guard.
+    pub fn find_iter<'p, 'h>(&'p self, text: &'h str, shape: &Shape) -> impl Iterator<Item = Match<'h>> + 'p
+    where
+        'h: 'p,
+    {
+        let run = (self.needs)(shape);
+        #[cfg(test)]
+        let run = run || UNGUARDED.get();
+        run.then(|| self.pattern.find_iter(text)).into_iter().flatten()
+    }
+}
 
 /// A match: where it is in the text, and the text.
 #[derive(Debug, Clone, Copy)]

@@ -23,7 +23,7 @@ use std::sync::LazyLock;
 
 use fst::{Map, Set};
 
-use crate::dfa::{Pattern, pattern};
+use crate::dfa::{Guarded, Pattern, Shape, guarded, pattern};
 use crate::{Detection, Entity};
 
 static FIRST_NAMES: LazyLock<Set<&'static [u8]>> =
@@ -127,8 +127,8 @@ const ORG_SUFFIXES: &[&str] = &[
     "spa",
 ];
 
-/// Every candidate of the enabled gazetteer entity types.
-pub fn recognize(text: &str, enabled: &[Entity], out: &mut Vec<Detection>) {
+/// Every candidate of the enabled gazetteer entity types. `shape` is the text's.
+pub fn recognize(text: &str, shape: &Shape, enabled: &[Entity], out: &mut Vec<Detection>) {
     let wants = |e: Entity| enabled.contains(&e);
     if !(wants(Entity::Person) || wants(Entity::Location) || wants(Entity::Address) || wants(Entity::Organization)) {
         return;
@@ -141,7 +141,7 @@ pub fn recognize(text: &str, enabled: &[Entity], out: &mut Vec<Detection>) {
         places(text, &words, out);
     }
     if wants(Entity::Address) {
-        addresses(text, out);
+        addresses(text, shape, out);
     }
     if wants(Entity::Organization) {
         organizations(text, &words, out);
@@ -341,10 +341,24 @@ fn phrase_of(words: &[Word]) -> String {
 }
 
 // The address patterns are in `regexes.rs`, compiled to DFAs by the build script.
-static STREET: LazyLock<[Pattern; 4]> =
-    LazyLock::new(|| [pattern!("street_0"), pattern!("street_1"), pattern!("street_2"), pattern!("street_3")]);
-static UNIT: LazyLock<Pattern> = LazyLock::new(|| pattern!("unit"));
-static POST_CODE_AFTER_LABEL: LazyLock<Pattern> = LazyLock::new(|| pattern!("post_code_after_label"));
+// Each guard (`Shape`) says what a text needs for the pattern to find anything.
+static STREET: [Guarded; 4] = [
+    // a house number, before or after the street's name
+    guarded!("street_0", |s| s.digits >= 1),
+    guarded!("street_1", |s| s.digits >= 1),
+    // the number is optional
+    guarded!("street_2", |_| true),
+    // two numbers
+    guarded!("street_3", |s| s.digits >= 2),
+];
+/// Needs the unit's number.
+static UNIT: Guarded = guarded!("unit", |s| s.digits >= 1);
+/// Needs four digits in a row.
+static POST_CODE_AFTER_LABEL: Guarded = guarded!("post_code_after_label", |s| s.digit_run >= 4);
+/// Every guarded pattern of this module.
+#[cfg(test)]
+pub(crate) static GUARDED: &[&Guarded] =
+    &[&STREET[0], &STREET[1], &STREET[2], &STREET[3], &UNIT, &POST_CODE_AFTER_LABEL];
 /// A unit at the start of a part of an address block.
 static UNIT_START: LazyLock<Pattern> = LazyLock::new(|| pattern!("unit_start"));
 
@@ -423,10 +437,10 @@ fn is_mark(c: char) -> bool {
     matches!(c as u32, 0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F)
 }
 
-fn addresses(text: &str, out: &mut Vec<Detection>) {
+fn addresses(text: &str, shape: &Shape, out: &mut Vec<Detection>) {
     let mut found: Vec<(usize, usize, f32)> = Vec::new();
     for (k, street) in STREET.iter().enumerate() {
-        for m in street.find_iter(text) {
+        for m in street.find_iter(text, shape) {
             let mut start = m.start();
             if k == 1 && !m.as_str().starts_with(|c: char| c.is_ascii_digit()) {
                 // `Filip lives on Nassaustraat 123`: the street's name starts after the last
@@ -444,10 +458,10 @@ fn addresses(text: &str, out: &mut Vec<Detection>) {
             found.push((start, start + s.len(), score));
         }
     }
-    for m in UNIT.find_iter(text) {
+    for m in UNIT.find_iter(text, shape) {
         found.push((m.start(), m.end(), 0.6));
     }
-    for m in POST_CODE_AFTER_LABEL.find_iter(text) {
+    for m in POST_CODE_AFTER_LABEL.find_iter(text, shape) {
         // The code is the digits (and `-`) that end the match.
         let label = m.as_str().trim_end_matches(|c: char| c.is_ascii_digit() || c == '-').len();
         found.push((m.start() + label, m.end(), 0.7));

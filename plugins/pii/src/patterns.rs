@@ -6,28 +6,66 @@
 use std::net::Ipv6Addr;
 use std::sync::LazyLock;
 
-use crate::dfa::{Pattern, pattern};
+use crate::dfa::{Guarded, Pattern, Shape, guarded, pattern};
 use crate::{Detection, Entity};
 
-// The patterns are in `regexes.rs`, compiled to DFAs by the build script.
-static EMAIL: LazyLock<Pattern> = LazyLock::new(|| pattern!("email"));
-static URL: LazyLock<Pattern> = LazyLock::new(|| pattern!("url"));
-static IPV4: LazyLock<Pattern> = LazyLock::new(|| pattern!("ipv4"));
-static IPV6: LazyLock<Pattern> = LazyLock::new(|| pattern!("ipv6"));
-static PHONE: LazyLock<Pattern> = LazyLock::new(|| pattern!("phone"));
-static DIGIT_RUN: LazyLock<Pattern> = LazyLock::new(|| pattern!("digit_run"));
-static IBAN: LazyLock<Pattern> = LazyLock::new(|| pattern!("iban"));
-static US_SSN: LazyLock<Pattern> = LazyLock::new(|| pattern!("us_ssn"));
+// The patterns are in `regexes.rs`, compiled to DFAs by the build script; each guard (`Shape`)
+// says what a text needs for the pattern to find anything its recognizer keeps.
+/// Needs an `@`.
+static EMAIL: Guarded = guarded!("email", |s| s.has(b'@'));
+/// Needs `://` or `www.`.
+static URL: Guarded = guarded!("url", |s| s.has(b'/') || s.has(b'.'));
+/// Needs four dotted groups of digits.
+static IPV4: Guarded = guarded!("ipv4", |s| s.digits >= 4 && s.has(b'.'));
+/// Needs two colons or more.
+static IPV6: Guarded = guarded!("ipv6", |s| s.has(b':'));
+/// Kept phone numbers have 7 to 15 digits.
+static PHONE: Guarded = guarded!("phone", |s| s.digits >= 7);
+/// Card numbers have 13 to 19 digits.
+static DIGIT_RUN: Guarded = guarded!("digit_run", |s| s.digits >= 13);
+/// Needs the two check digits after the country code.
+static IBAN: Guarded = guarded!("iban", |s| s.digit_run >= 2);
+/// Needs nine digits.
+static US_SSN: Guarded = guarded!("us_ssn", |s| s.digits >= 9);
 static PHONE_EXTENSION: LazyLock<Pattern> = LazyLock::new(|| pattern!("phone_extension"));
-static DATE_ISO: LazyLock<Pattern> = LazyLock::new(|| pattern!("date_iso"));
-static DATE_NUMERIC: LazyLock<Pattern> = LazyLock::new(|| pattern!("date_numeric"));
-static DATE_WORDS: LazyLock<Pattern> = LazyLock::new(|| pattern!("date_words"));
-static DRIVER_LICENSE: LazyLock<Pattern> = LazyLock::new(|| pattern!("driver_license"));
-static PASSPORT: LazyLock<Pattern> = LazyLock::new(|| pattern!("passport"));
-static BTC_BASE58: LazyLock<Pattern> = LazyLock::new(|| pattern!("btc_base58"));
-static BTC_BECH32: LazyLock<Pattern> = LazyLock::new(|| pattern!("btc_bech32"));
-static ETH: LazyLock<Pattern> = LazyLock::new(|| pattern!("eth"));
+/// Needs a four-digit year, then a dash.
+static DATE_ISO: Guarded = guarded!("date_iso", |s| s.digit_run >= 4 && s.has(b'-'));
+/// Needs day, month and year (2 or 4 digits) between slashes or dots.
+static DATE_NUMERIC: Guarded = guarded!("date_numeric", |s| s.digits >= 4 && (s.has(b'/') || s.has(b'.')));
+/// Needs a four-digit year.
+static DATE_WORDS: Guarded = guarded!("date_words", |s| s.digit_run >= 4);
+/// Needs four digits in a row at least.
+static DRIVER_LICENSE: Guarded = guarded!("driver_license", |s| s.digit_run >= 4);
+/// Needs eight digits in a row at least.
+static PASSPORT: Guarded = guarded!("passport", |s| s.digit_run >= 8);
+/// Needs a 1 or a 3 (the address's first character).
+static BTC_BASE58: Guarded = guarded!("btc_base58", |s| s.has(b'1') || s.has(b'3'));
+/// Needs `bc1`.
+static BTC_BECH32: Guarded = guarded!("btc_bech32", |s| s.has(b'1'));
+/// Needs `0x`.
+static ETH: Guarded = guarded!("eth", |s| s.has(b'0') && s.has(b'x'));
 static DATE: LazyLock<Pattern> = LazyLock::new(|| pattern!("date"));
+
+/// Every guarded pattern of this module.
+#[cfg(test)]
+pub(crate) static GUARDED: &[&Guarded] = &[
+    &EMAIL,
+    &URL,
+    &IPV4,
+    &IPV6,
+    &PHONE,
+    &DIGIT_RUN,
+    &IBAN,
+    &US_SSN,
+    &DATE_ISO,
+    &DATE_NUMERIC,
+    &DATE_WORDS,
+    &DRIVER_LICENSE,
+    &PASSPORT,
+    &BTC_BASE58,
+    &BTC_BECH32,
+    &ETH,
+];
 
 fn char_before(text: &str, at: usize) -> Option<char> {
     text[..at].chars().next_back()
@@ -41,28 +79,29 @@ fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
-/// Every candidate of the enabled pattern entity types, overlapping or not.
-pub fn recognize(text: &str, enabled: &[Entity], spans: &mut Vec<Detection>) {
+/// Every candidate of the enabled pattern entity types, overlapping or not. `shape` is the
+/// text's.
+pub fn recognize(text: &str, shape: &Shape, enabled: &[Entity], spans: &mut Vec<Detection>) {
     for entity in enabled {
         match entity {
-            Entity::Email => emails(text, spans),
-            Entity::Phone => phones(text, spans),
-            Entity::CreditCard => credit_cards(text, spans),
-            Entity::Iban => ibans(text, spans),
-            Entity::UsSsn => ssns(text, spans),
-            Entity::Ip => ips(text, spans),
-            Entity::Url => urls(text, spans),
-            Entity::DateTime => dates(text, spans),
-            Entity::UsDriverLicense => driver_licenses(text, spans),
-            Entity::UsPassport => passports(text, spans),
-            Entity::Crypto => wallets(text, spans),
+            Entity::Email => emails(text, shape, spans),
+            Entity::Phone => phones(text, shape, spans),
+            Entity::CreditCard => credit_cards(text, shape, spans),
+            Entity::Iban => ibans(text, shape, spans),
+            Entity::UsSsn => ssns(text, shape, spans),
+            Entity::Ip => ips(text, shape, spans),
+            Entity::Url => urls(text, shape, spans),
+            Entity::DateTime => dates(text, shape, spans),
+            Entity::UsDriverLicense => driver_licenses(text, shape, spans),
+            Entity::UsPassport => passports(text, shape, spans),
+            Entity::Crypto => wallets(text, shape, spans),
             Entity::Person | Entity::Location | Entity::Address | Entity::Organization => {}
         }
     }
 }
 
-fn emails(text: &str, spans: &mut Vec<Detection>) {
-    for m in EMAIL.find_iter(text) {
+fn emails(text: &str, shape: &Shape, spans: &mut Vec<Detection>) {
+    for m in EMAIL.find_iter(text, shape) {
         let tld = m.as_str().rsplit('.').next().unwrap_or_default();
         if tld.chars().count() > 63 {
             continue;
@@ -88,8 +127,8 @@ fn trim_url(url: &str) -> &str {
     }
 }
 
-fn urls(text: &str, spans: &mut Vec<Detection>) {
-    for m in URL.find_iter(text) {
+fn urls(text: &str, shape: &Shape, spans: &mut Vec<Detection>) {
+    for m in URL.find_iter(text, shape) {
         let url = trim_url(m.as_str());
         let has_host = url.split_once("//").map_or(url.len() > 4, |(_, rest)| !rest.is_empty());
         if has_host {
@@ -98,8 +137,8 @@ fn urls(text: &str, spans: &mut Vec<Detection>) {
     }
 }
 
-fn ips(text: &str, spans: &mut Vec<Detection>) {
-    for m in IPV4.find_iter(text) {
+fn ips(text: &str, shape: &Shape, spans: &mut Vec<Detection>) {
+    for m in IPV4.find_iter(text, shape) {
         let dotted_before =
             text[..m.start()].ends_with('.') && text[..m.start() - 1].ends_with(|c: char| c.is_ascii_digit());
         let dotted_after =
@@ -111,7 +150,7 @@ fn ips(text: &str, spans: &mut Vec<Detection>) {
             spans.push(Detection::new(m.start(), m.end(), Entity::Ip, 0.9, m.as_str()));
         }
     }
-    for m in IPV6.find_iter(text) {
+    for m in IPV6.find_iter(text, shape) {
         let s = m.as_str();
         let inside_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == ':' || c == '_');
         if inside_word(char_before(text, m.start())) || inside_word(char_after(text, m.end())) {
@@ -144,8 +183,8 @@ fn luhn_valid(digits: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
-fn credit_cards(text: &str, spans: &mut Vec<Detection>) {
-    for run in DIGIT_RUN.find_iter(text) {
+fn credit_cards(text: &str, shape: &Shape, spans: &mut Vec<Detection>) {
+    for run in DIGIT_RUN.find_iter(text, shape) {
         for (start, end) in card_candidates(run.as_str()) {
             let s = &run.as_str()[start..end];
             let separators: Vec<char> = s.chars().filter(|c| !c.is_ascii_digit()).collect();
@@ -240,8 +279,8 @@ pub fn iban_valid(compact: &str) -> bool {
     remainder == 1
 }
 
-fn ibans(text: &str, spans: &mut Vec<Detection>) {
-    for m in IBAN.find_iter(text) {
+fn ibans(text: &str, shape: &Shape, spans: &mut Vec<Detection>) {
+    for m in IBAN.find_iter(text, shape) {
         let s = m.as_str();
         // Byte offset just after each alphanumeric character of the candidate.
         let ends: Vec<usize> =
@@ -266,8 +305,8 @@ fn ibans(text: &str, spans: &mut Vec<Detection>) {
     }
 }
 
-fn ssns(text: &str, spans: &mut Vec<Detection>) {
-    for m in US_SSN.find_iter(text) {
+fn ssns(text: &str, shape: &Shape, spans: &mut Vec<Detection>) {
+    for m in US_SSN.find_iter(text, shape) {
         let s = m.as_str();
         if s.as_bytes()[3] != s.as_bytes()[6] {
             continue;
@@ -288,8 +327,8 @@ fn ssns(text: &str, spans: &mut Vec<Detection>) {
 /// 0.75; national with an area code in brackets or 10+ digits 0.65; the 3-4 local form 0.45;
 /// other separated groups of 8–9 digits 0.35 (these need context: "call", "mobile", "fax"…).
 /// Bare digit runs are not phones: too many ids and amounts look like them.
-fn phones(text: &str, spans: &mut Vec<Detection>) {
-    for m in PHONE.find_iter(text) {
+fn phones(text: &str, shape: &Shape, spans: &mut Vec<Detection>) {
+    for m in PHONE.find_iter(text, shape) {
         let s = m.as_str();
         let glued = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '+');
         if glued(char_before(text, m.start())) || glued(char_after(text, m.end())) {
@@ -329,15 +368,15 @@ fn phones(text: &str, spans: &mut Vec<Detection>) {
 /// Dates and date-times: ISO 8601 (`1998-06-28`, `1998-06-28 14:48:14`, `…T14:48:14Z`),
 /// numeric (`12/27/1986`, `27.12.1986`), and with month names (`29 March 2017`, `March 29,
 /// 2017`, `Mar 2017`). Every part is range-checked. Scores: ISO and month names 0.6, numeric 0.5.
-fn dates(text: &str, spans: &mut Vec<Detection>) {
-    for m in DATE_ISO.find_iter(text) {
+fn dates(text: &str, shape: &Shape, spans: &mut Vec<Detection>) {
+    for m in DATE_ISO.find_iter(text, shape) {
         // `YYYY-MM-DD` starts every match.
         let part = |range: std::ops::Range<usize>| m.as_str().get(range).map_or(99, |p| p.parse::<u32>().unwrap_or(99));
         if (1..=12).contains(&part(5..7)) && (1..=31).contains(&part(8..10)) {
             spans.push(Detection::new(m.start(), m.end(), Entity::DateTime, 0.6, m.as_str()));
         }
     }
-    for m in DATE_NUMERIC.find_iter(text) {
+    for m in DATE_NUMERIC.find_iter(text, shape) {
         let parts: Vec<u32> = m.as_str().split(['/', '.', '-']).filter_map(|p| p.parse().ok()).collect();
         let [a, b, _] = parts[..] else { continue };
         let month_day = (1..=12).contains(&a) && (1..=31).contains(&b);
@@ -346,7 +385,7 @@ fn dates(text: &str, spans: &mut Vec<Detection>) {
             spans.push(Detection::new(m.start(), m.end(), Entity::DateTime, 0.5, m.as_str()));
         }
     }
-    for m in DATE_WORDS.find_iter(text) {
+    for m in DATE_WORDS.find_iter(text, shape) {
         spans.push(Detection::new(m.start(), m.end(), Entity::DateTime, 0.6, m.as_str().to_lowercase()));
     }
 }
@@ -354,8 +393,8 @@ fn dates(text: &str, spans: &mut Vec<Detection>) {
 /// US driver's licence numbers: the shapes states use (a letter and 4–14 digits, 7–9 digits,
 /// two letters and digits). A shape only (0.3): context words ("driver's license", "DL") are
 /// needed to pass.
-fn driver_licenses(text: &str, spans: &mut Vec<Detection>) {
-    for m in DRIVER_LICENSE.find_iter(text) {
+fn driver_licenses(text: &str, shape: &Shape, spans: &mut Vec<Detection>) {
+    for m in DRIVER_LICENSE.find_iter(text, shape) {
         let s = m.as_str();
         if s.bytes().any(|b| b.is_ascii_digit()) && s.len() >= 7 {
             spans.push(Detection::new(m.start(), m.end(), Entity::UsDriverLicense, 0.3, s.to_ascii_uppercase()));
@@ -365,8 +404,8 @@ fn driver_licenses(text: &str, spans: &mut Vec<Detection>) {
 
 /// US passport numbers: 9 digits, or a letter and 8 digits (next-generation books). A shape only
 /// (0.2): context words ("passport") are needed to pass.
-fn passports(text: &str, spans: &mut Vec<Detection>) {
-    for m in PASSPORT.find_iter(text) {
+fn passports(text: &str, shape: &Shape, spans: &mut Vec<Detection>) {
+    for m in PASSPORT.find_iter(text, shape) {
         spans.push(Detection::new(m.start(), m.end(), Entity::UsPassport, 0.2, m.as_str().to_ascii_uppercase()));
     }
 }
@@ -374,18 +413,18 @@ fn passports(text: &str, spans: &mut Vec<Detection>) {
 /// Crypto wallet addresses: Bitcoin legacy and P2SH (Base58Check: the checksum is verified),
 /// Bitcoin SegWit (Bech32/Bech32m: the checksum is verified), and Ethereum (`0x` and 40 hex
 /// digits; a shape, 0.6).
-fn wallets(text: &str, spans: &mut Vec<Detection>) {
-    for m in BTC_BASE58.find_iter(text) {
+fn wallets(text: &str, shape: &Shape, spans: &mut Vec<Detection>) {
+    for m in BTC_BASE58.find_iter(text, shape) {
         if base58check_valid(m.as_str()) {
             spans.push(Detection::new(m.start(), m.end(), Entity::Crypto, 1.0, m.as_str()));
         }
     }
-    for m in BTC_BECH32.find_iter(text) {
+    for m in BTC_BECH32.find_iter(text, shape) {
         if bech32_valid(m.as_str()) {
             spans.push(Detection::new(m.start(), m.end(), Entity::Crypto, 1.0, m.as_str().to_lowercase()));
         }
     }
-    for m in ETH.find_iter(text) {
+    for m in ETH.find_iter(text, shape) {
         spans.push(Detection::new(m.start(), m.end(), Entity::Crypto, 0.6, m.as_str().to_lowercase()));
     }
 }
@@ -451,7 +490,7 @@ mod tests {
 
     fn candidates(text: &str, entity: Entity) -> Vec<Detection> {
         let mut spans = Vec::new();
-        recognize(text, &[entity], &mut spans);
+        recognize(text, &Shape::of(text), &[entity], &mut spans);
         spans
     }
 
