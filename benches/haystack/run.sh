@@ -52,24 +52,9 @@ VENV="${TAILOR_HAYSTACK_VENV:-$HOME/.cache/tailor/haystack-venv}"
 OUT="$ROOT/target/bench-haystack"
 DATA="$OUT/data.json"
 
-command -v python3 >/dev/null || die "python3 not found; it is needed to create the venv"
-
-# The venv is rebuilt whenever requirements.txt changes, recognised by its hash stored in the venv.
-REQ="$HERE/requirements.txt"
-STAMP="$VENV/.tailor-requirements.sha256"
-want="$(sha256sum "$REQ" | cut -d' ' -f1)"
-if [[ ! -x "$VENV/bin/python" ]]; then
-    say "creating venv $VENV"
-    mkdir -p "$(dirname "$VENV")"
-    python3 -m venv "$VENV" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
-fi
-if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]]; then
-    say "installing $REQ into $VENV"
-    rm -f "$STAMP"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ" \
-        || die "pip install -r $REQ failed; see the pip output above"
-    echo "$want" > "$STAMP"
-fi
+# shellcheck source=../venv.sh
+source "$HERE/../venv.sh"
+ensure_venv "$VENV" "$HERE/requirements.txt"
 PY="$VENV/bin/python"
 
 mkdir -p "$OUT"
