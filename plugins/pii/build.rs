@@ -2,7 +2,8 @@
 //! An FST is searched where it lies in the binary: a plugin instance, which lives for one call,
 //! pays nothing to load it. `common_words.txt` is in frequency order and becomes a map from each
 //! word to its rank. The recognizers' regular expressions (`src/regexes.rs`) become serialized
-//! DFAs, so that no plugin instance compiles a pattern.
+//! DFAs, so that no plugin instance compiles a pattern; the class of word characters becomes a
+//! table of code-point ranges.
 
 use std::path::PathBuf;
 
@@ -35,6 +36,16 @@ fn main() {
     ranked.sort_unstable();
     let map = fst::Map::from_iter(ranked).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     std::fs::write(out.join("common_words.fst"), map.as_fst().as_bytes()).unwrap();
+
+    // Letters and marks, `[\p{L}\p{M}]`, as sorted inclusive ranges of code points: the word
+    // scanner's table (src/names.rs), exactly the class the `regex` crates use.
+    let hir = regex_syntax::Parser::new().parse(r"[\p{L}\p{M}]").expect("a valid class");
+    let regex_syntax::hir::HirKind::Class(regex_syntax::hir::Class::Unicode(class)) = hir.kind() else {
+        panic!("`[\\p{{L}}\\p{{M}}]` is a Unicode class")
+    };
+    let ranges: Vec<String> =
+        class.ranges().iter().map(|r| format!("({}, {})", u32::from(r.start()), u32::from(r.end()))).collect();
+    std::fs::write(out.join("letter_or_mark.rs"), format!("&[{}]", ranges.join(", "))).unwrap();
 
     // The recognizers' patterns, compiled to DFAs (src/regexes.rs), unless they are compiled at
     // run time (`runtime-regex`).

@@ -18,7 +18,7 @@ mod dfa;
 pub mod eval;
 pub mod names;
 pub mod patterns;
-#[cfg(feature = "runtime-regex")]
+#[cfg(any(test, feature = "runtime-regex"))]
 mod regexes;
 
 use std::collections::BTreeMap;

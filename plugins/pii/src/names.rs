@@ -19,6 +19,7 @@
 //!   `Software`, `Bank`…), `University of …`, and firms named after partners (`Hubbard, Fox and
 //!   Gillespie`).
 
+use std::cmp::Ordering;
 use std::sync::LazyLock;
 
 use fst::{Map, Set};
@@ -197,11 +198,69 @@ impl Word<'_> {
     }
 }
 
-static WORD: LazyLock<Pattern> = LazyLock::new(|| pattern!("word"));
+/// `[\p{L}\p{M}]` as sorted inclusive ranges of code points (written by build.rs from
+/// regex-syntax's Unicode tables).
+static LETTER_OR_MARK: &[(u32, u32)] = include!(concat!(env!("OUT_DIR"), "/letter_or_mark.rs"));
+
+fn letter_or_mark(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphabetic();
+    }
+    let c = u32::from(c);
+    LETTER_OR_MARK
+        .binary_search_by(|&(lo, hi)| {
+            if hi < c {
+                Ordering::Less
+            } else if lo > c {
+                Ordering::Greater
+            } else {
+                Ordering::Equal
+            }
+        })
+        .is_ok()
+}
+
+/// Where each word of `text` starts and ends: the leftmost-first matches of
+/// `[\p{L}\p{M}]+(?:['’\-][\p{L}\p{M}]+)*`, scanned by hand (a DFA for these Unicode classes
+/// is the slowest of the recognizers' searches, and this runs on every text).
+fn word_bounds(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        if !letter_or_mark(c) {
+            continue;
+        }
+        let mut end = start + c.len_utf8();
+        loop {
+            // The rest of a run of letters and marks.
+            while let Some(&(i, c)) = chars.peek()
+                && letter_or_mark(c)
+            {
+                end = i + c.len_utf8();
+                chars.next();
+            }
+            // A separator continues the word only if a letter or mark follows it.
+            let mut after = chars.clone();
+            match (after.next(), after.next()) {
+                (Some((_, '\'' | '’' | '-')), Some((i, c))) if letter_or_mark(c) => {
+                    end = i + c.len_utf8();
+                    chars = after;
+                }
+                _ => break,
+            }
+        }
+        out.push((start, end));
+    }
+    out
+}
 
 fn tokenize(text: &str) -> Vec<Word<'_>> {
-    WORD.find_iter(text)
-        .map(|m| Word { start: m.start(), end: m.end(), text: m.as_str(), lower: m.as_str().to_lowercase() })
+    word_bounds(text)
+        .into_iter()
+        .map(|(start, end)| {
+            let word = &text[start..end];
+            Word { start, end, text: word, lower: word.to_lowercase() }
+        })
         .collect()
 }
 
@@ -565,6 +624,42 @@ fn organizations(text: &str, words: &[Word], out: &mut Vec<Detection>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_scanner_finds_what_the_pattern_finds() {
+        let pattern = regex::Regex::new(r"[\p{L}\p{M}]+(?:['’\-][\p{L}\p{M}]+)*").unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/pii/presidio_generated_small.json")).unwrap();
+        let mut texts: Vec<String> =
+            json.as_array().unwrap().iter().map(|s| s["full_text"].as_str().unwrap().to_owned()).collect();
+        texts.extend(
+            [
+                "don't O'Brien-Smith rock’n’roll -x x- 'a' a--b a-'b e\u{301}te ﬁne Straße",
+                "Ústí nad Labem, Πλατεία Μαβίλη, 東京都, عربي, नमस्ते, ⅷ ½ 𝔘𝔫𝔦 🙂x",
+                "",
+                "'-’",
+            ]
+            .map(String::from),
+        );
+        // Random strings over letters, marks, separators, digits, spaces and symbols.
+        let alphabet: Vec<char> = "aZé\u{301}\u{0903}ß'’- 1_.東🙂ǅ\u{2160}".chars().collect();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2000 {
+            let len = (state % 12) as usize;
+            let mut text = String::new();
+            for _ in 0..len {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push(alphabet[(state % alphabet.len() as u64) as usize]);
+            }
+            texts.push(text);
+        }
+        for text in &texts {
+            let want: Vec<(usize, usize)> = pattern.find_iter(text).map(|m| (m.start(), m.end())).collect();
+            assert_eq!(word_bounds(text), want, "{text:?}");
+        }
+    }
     use crate::Analyzer;
 
     fn found(text: &str, entity: Entity) -> Vec<String> {

@@ -52,7 +52,6 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("btc_bech32", r"(?i)(?-u:\b)bc1[02-9ac-hj-np-z]{11,71}(?-u:\b)".into()),
         ("eth", r"(?-u:\b)0x[0-9a-fA-F]{40}(?-u:\b)".into()),
         ("date", r"^(?:[0-9]{4}[./\-][0-9]{1,2}[./\-][0-9]{1,2}|[0-9]{1,2}[./\-][0-9]{1,2}[./\-][0-9]{2,4})$".into()),
-        ("word", r"[\p{L}\p{M}]+(?:['’\-][\p{L}\p{M}]+)*".into()),
         // `221B Baker Street`, `23 8 Wressle Road`, `230 Wit Rd`
         ("street_0", format!(r"(?-u:\b)(?:{number}\s+){{1,2}}(?:{word}\s+){{0,4}}(?i:{english})(?-u:\b)\.?")),
         // `Nassaustraat 123`, `Weblinger Gürtel 92`, `árpád fejedelem útja 45.`
