@@ -9,18 +9,8 @@
 #              BEIR (BEIR folder, default ../shared/data/scifact relative to the repo root).
 set -euo pipefail
 
-usage() {
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
-}
-
-die() {
-    echo "run.sh: error: $*" >&2
-    exit 1
-}
-
-say() {
-    echo "run.sh: $*" >&2
-}
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 QUICK=0
 BASELINES_ONLY=0
@@ -54,8 +44,6 @@ fi
 for f in corpus.jsonl queries.jsonl; do
     [[ -f "$BEIR/$f" ]] || die "BEIR folder '$BEIR' has no $f (set BEIR=/path/to/scifact)"
 done
-# shellcheck source=../venv.sh
-source "$HERE/../venv.sh"
 ensure_venv "$VENV" "$HERE/requirements.txt" "torch pulls its CUDA libraries: about 6 GB, a few minutes"
 PY="$VENV/bin/python"
 

@@ -9,18 +9,8 @@
 # Environment: TAILOR_HAYSTACK_VENV (venv path, default ~/.cache/tailor/haystack-venv).
 set -euo pipefail
 
-usage() {
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
-}
-
-die() {
-    echo "run.sh: error: $*" >&2
-    exit 1
-}
-
-say() {
-    echo "run.sh: $*" >&2
-}
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 RUNS=500
 REPEATS=3
@@ -52,8 +42,6 @@ VENV="${TAILOR_HAYSTACK_VENV:-$HOME/.cache/tailor/haystack-venv}"
 OUT="$ROOT/target/bench-haystack"
 DATA="$OUT/data.json"
 
-# shellcheck source=../venv.sh
-source "$HERE/../venv.sh"
 ensure_venv "$VENV" "$HERE/requirements.txt"
 PY="$VENV/bin/python"
 

@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 
 use anyhow::{Context as _, anyhow};
 use base64::Engine as _;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// One pipeline's part of the report.
@@ -158,14 +159,7 @@ fn metrics_chart(path: &Path, pipelines: &[PipelineData]) -> anyhow::Result<()> 
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(names.len().max(1))
-        .x_label_formatter(&|x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 {
-                names.get(i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&|x| tick(&names, *x))
         .y_desc("value")
         .label_style((FONT, 16))
         .draw()
@@ -188,14 +182,7 @@ fn metrics_chart(path: &Path, pipelines: &[PipelineData]) -> anyhow::Result<()> 
         });
         chart.draw_series(labels).map_err(plot_err)?;
     }
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(plot_err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(plot_err)?;
     Ok(())
 }
@@ -243,13 +230,7 @@ fn latency_chart(path: &Path, pipelines: &[PipelineData]) -> anyhow::Result<()> 
             .label(p.name.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
+    legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
     root.present().map_err(plot_err)?;
     Ok(())
 }
@@ -275,19 +256,13 @@ fn stages_chart(path: &Path, pipelines: &[PipelineData]) -> anyhow::Result<()> {
         .y_label_area_size(140)
         .build_cartesian_2d(0f64..high, -0.5f64..n - 0.5)
         .map_err(plot_err)?;
+    let bottom_up: Vec<String> = labels.iter().rev().cloned().collect();
     chart
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(labels.len().max(1))
-        .y_label_formatter(&|y| {
-            let i = y.round();
-            // Top to bottom in pipeline order.
-            if (y - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
-                labels[labels.len() - 1 - i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
+        // Top to bottom in pipeline order.
+        .y_label_formatter(&|y| tick(&bottom_up, *y))
         .x_desc("median ms")
         .label_style((FONT, 15))
         .draw()
@@ -306,14 +281,29 @@ fn stages_chart(path: &Path, pipelines: &[PipelineData]) -> anyhow::Result<()> {
             .label(p.name.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
     }
+    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// The label of an axis position that falls on an index of `labels`, none between them.
+fn tick(labels: &[String], at: f64) -> String {
+    let i = at.round();
+    if (at - i).abs() < 1e-6 && i >= 0.0 { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+}
+
+/// The legend: each pipeline's colour and name (the series' labels), framed, at `position`.
+fn legend<'a>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()> {
     chart
         .configure_series_labels()
         .label_font((FONT, 15))
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
+        .position(position)
         .draw()
         .map_err(plot_err)?;
-    root.present().map_err(plot_err)?;
     Ok(())
 }

@@ -251,10 +251,7 @@ mod tests {
 
     #[test]
     fn the_dfas_find_what_the_regex_crate_finds() {
-        let json: serde_json::Value =
-            serde_json::from_str(include_str!("../../../tests/fixtures/pii/presidio_generated_small.json")).unwrap();
-        let mut texts: Vec<String> =
-            json.as_array().unwrap().iter().map(|s| s["full_text"].as_str().unwrap().to_owned()).collect();
+        let mut texts = crate::tests::sample_texts();
         texts.extend(
             ["", "x", "mail a@b.io, +1 415 555 2671 ext. 12, 1998-06-28 and 12/27/86", "221B Baker Street, Apt. 5"]
                 .map(String::from),

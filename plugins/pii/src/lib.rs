@@ -439,16 +439,20 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The texts of presidio-research's synthetic sample set (tests/fixtures/pii/).
+    pub(crate) fn sample_texts() -> Vec<String> {
+        let json: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/pii/presidio_generated_small.json")).unwrap();
+        json.as_array().unwrap().iter().map(|s| s["full_text"].as_str().unwrap().to_owned()).collect()
+    }
 
     #[test]
     fn guards_never_skip_a_match() {
         // Every sample of presidio-research's synthetic set, and texts near each guard's edge.
-        let json: serde_json::Value =
-            serde_json::from_str(include_str!("../../../tests/fixtures/pii/presidio_generated_small.json")).unwrap();
-        let mut texts: Vec<String> =
-            json.as_array().unwrap().iter().map(|s| s["full_text"].as_str().unwrap().to_owned()).collect();
+        let mut texts = crate::tests::sample_texts();
         texts.extend(
             [
                 "call 555-2671 or (415) 555-2671, ext. 12",

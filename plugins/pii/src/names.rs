@@ -628,10 +628,7 @@ mod tests {
     #[test]
     fn word_scanner_finds_what_the_pattern_finds() {
         let pattern = regex::Regex::new(r"[\p{L}\p{M}]+(?:['’\-][\p{L}\p{M}]+)*").unwrap();
-        let json: serde_json::Value =
-            serde_json::from_str(include_str!("../../../tests/fixtures/pii/presidio_generated_small.json")).unwrap();
-        let mut texts: Vec<String> =
-            json.as_array().unwrap().iter().map(|s| s["full_text"].as_str().unwrap().to_owned()).collect();
+        let mut texts = crate::tests::sample_texts();
         texts.extend(
             [
                 "don't O'Brien-Smith rock’n’roll -x x- 'a' a--b a-'b e\u{301}te ﬁne Straße",

@@ -1,5 +1,19 @@
-# Sourced by the benchmark scripts under benches/ (which define `say` and `die`): the pinned
-# Python venv their baselines run in.
+# Sourced by the benchmark scripts under benches/ (`run.sh` each): their messages, their usage
+# (lines 2–9 of the script's header), and the pinned Python venv their baselines run in.
+
+usage() {
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+die() {
+    echo "run.sh: error: $*" >&2
+    exit 1
+}
+
+say() {
+    echo "run.sh: $*" >&2
+}
+
 #
 #   ensure_venv VENV REQUIREMENTS [NOTE]
 #
