@@ -104,15 +104,47 @@ impl fmt::Display for Backend {
 const SCORE_CHUNK_BYTES: usize = 96 << 20;
 const CUDA_SCORE_CHUNK_BYTES: usize = 4 << 30;
 
-/// [`ops::gemm`]'s tiling on the CPU runtime: a unit computes `GEMM_ROWS × GEMM_COLUMNS` of the
-/// output in vectors of `GEMM_VECTOR` (16 accumulators of one AVX-512 register each), and
-/// `GEMM_GROUP` row tiles go through the column strips together. Chosen by measuring the
-/// encoder's shapes (8192 × 384 × 384, × 1536 and 1536 × 384) over tiles 2×8, 4×4, 6×4 and
-/// groups 1–256.
-const GEMM_ROWS: usize = 4;
-const GEMM_COLUMNS: usize = 64;
+/// [`ops::gemm`]'s tiling on the CPU runtime: a unit computes `rows × cols` vectors of
+/// `GEMM_VECTOR` floats (one AVX-512 register each) in registers, 8 × 3 when the width allows
+/// ([`gemm_tile`]), and a cube takes `GEMM_GROUP` row tiles of one column strip. Chosen with
+/// `cargo bench --bench gemm` on the encoder's shapes (8192 × 384 × 384, × 1536 and 1536 × 384)
+/// over tiles of 4 × 4, 6 × 4, 8 × 3, 12 × 2 and 14 × 2 vectors and groups of 8 to 64.
 const GEMM_VECTOR: usize = 16;
-const GEMM_GROUP: usize = 64;
+const GEMM_GROUP: usize = 16;
+
+/// [`ops::gemm`]'s tile (rows, vectors per column strip) for an `n`-wide product on the CPU
+/// runtime: 24 accumulators (of 32 vector registers) where the width allows; `None` when `n` is
+/// not a whole number of vectors.
+fn gemm_tile(n: usize) -> Option<(usize, usize)> {
+    if n == 0 || !n.is_multiple_of(GEMM_VECTOR) {
+        return None;
+    }
+    let vectors = n / GEMM_VECTOR;
+    [(8, 3), (6, 4), (12, 2), (12, 1)].into_iter().find(|(_, cols)| vectors.is_multiple_of(*cols))
+}
+
+/// A row-major `k × n` matrix as [`ops::gemm`] reads it: in column strips `strip` floats wide,
+/// each strip's `k` rows contiguous.
+pub(crate) fn pack_strips(row_major: &[f32], k: usize, n: usize, strip: usize) -> Vec<f32> {
+    let mut packed = Vec::with_capacity(k * n);
+    for s in 0..n / strip {
+        for row in row_major.chunks_exact(n).take(k) {
+            packed.extend_from_slice(&row[s * strip..(s + 1) * strip]);
+        }
+    }
+    packed
+}
+
+/// A `k × n` matrix that [`Compute::linear`] multiplies by (a layer's weights), uploaded once in
+/// the layout its product reads: column strips for the CPU runtime's [`ops::gemm`]
+/// ([`pack_strips`]), row-major for cubek's matmul.
+pub(crate) struct Weight {
+    handle: Handle,
+    k: usize,
+    n: usize,
+    /// [`ops::gemm`]'s tile when packed for it.
+    tile: Option<(usize, usize)>,
+}
 
 /// What [`Compute::linear`] does after the product, per output row (a bias holds `n` floats).
 #[derive(Clone, Copy)]
@@ -240,6 +272,11 @@ impl Compute {
         (ops && hw.plane_size_min == hw.plane_size_max && hw.plane_size_min > 1).then_some(hw.plane_size_min)
     }
 
+    /// Units per cube; on the CPU runtime, its worker tasks (one per core).
+    pub(crate) fn max_units(&self) -> usize {
+        self.max_units as usize
+    }
+
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
@@ -273,39 +310,38 @@ impl Compute {
         (CubeCount::Static(cubes, 1, 1), CubeDim::new_1d(per_cube))
     }
 
-    /// `out[m × n] = lhs[m × k] · rhs[k × n]`, all row-major.
-    pub(crate) fn matmul(
-        &self,
-        lhs: &Handle,
-        rhs: &Handle,
-        m: usize,
-        k: usize,
-        n: usize,
-    ) -> Result<Handle, KernelError> {
-        self.linear(lhs, rhs, Then::Nothing, m, k, n)
+    /// `matrix` (row-major, `k × n`) on the device as [`Compute::linear`] reads it.
+    pub(crate) fn weight(&self, matrix: &[f32], k: usize, n: usize) -> Weight {
+        assert_eq!(matrix.len(), k * n, "a {k} × {n} weight");
+        match gemm_tile(n).filter(|_| self.backend == Backend::Cpu && k > 0) {
+            Some(tile) => {
+                let handle = self.upload_f32(&pack_strips(matrix, k, n, tile.1 * GEMM_VECTOR));
+                Weight { handle, k, n, tile: Some(tile) }
+            }
+            None => Weight { handle: self.upload_f32(matrix), k, n, tile: None },
+        }
     }
 
-    /// `out = lhs · rhs`, then `then`, all row-major.
+    /// `out = lhs · weight`, then `then`; `lhs` and `out` row-major, `lhs` `m` rows of the
+    /// weight's `k`.
     ///
-    /// On the CPU runtime, when `n` is a multiple of [`GEMM_COLUMNS`], this is [`ops::gemm`]
-    /// with the bias and GELU applied while the tile is in registers (`cargo bench --bench gemm`
-    /// compares it with cubek's CPU GEMM on the encoder's shapes). Otherwise cubek's matmul
-    /// (its CPU-tuned strategy on the CPU runtime, where the automatic choice is pathologically
-    /// slow; the automatic choice on GPUs) followed by the bias/GELU kernel.
-    #[allow(clippy::too_many_arguments)]
+    /// On the CPU runtime, for widths of whole vectors, this is [`ops::gemm`] with the bias and
+    /// GELU applied while the tile is in registers (`cargo bench --bench gemm` compares it with
+    /// cubek's CPU GEMM on the encoder's shapes). Otherwise cubek's matmul (its CPU-tuned
+    /// strategy on the CPU runtime, where the automatic choice is pathologically slow; a
+    /// full-precision register-tiled one on GPUs) followed by the bias/GELU kernel.
     pub(crate) fn linear(
         &self,
         lhs: &Handle,
-        rhs: &Handle,
+        weight: &Weight,
         then: Then<'_>,
         m: usize,
-        k: usize,
-        n: usize,
     ) -> Result<Handle, KernelError> {
-        if self.backend == Backend::Cpu && n.is_multiple_of(GEMM_COLUMNS) && m > 0 && k > 0 {
-            return Ok(self.gemm(lhs, rhs, then, m, k, n));
+        let (k, n) = (weight.k, weight.n);
+        match weight.tile {
+            Some(tile) if m > 0 => Ok(self.gemm(lhs, weight, tile, then, m)),
+            _ => self.cubek_linear(lhs, &weight.handle, then, m, k, n),
         }
-        self.cubek_linear(lhs, rhs, then, m, k, n)
     }
 
     /// [`Compute::linear`] by cubek's matmul, then the bias/GELU kernel.
@@ -356,13 +392,20 @@ impl Compute {
     #[doc(hidden)]
     pub fn time_linear(&self, m: usize, k: usize, n: usize, reps: usize) -> Result<(f64, f64), KernelError> {
         let floats = |len: usize| (0..len).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect::<Vec<f32>>();
-        let (lhs, rhs, bias) =
-            (self.upload_f32(&floats(m * k)), self.upload_f32(&floats(k * n)), self.upload_f32(&floats(n)));
-        let ours = || self.linear(&lhs, &rhs, Then::BiasGelu(&bias), m, k, n);
-        let cubek = || self.cubek_linear(&lhs, &rhs, Then::BiasGelu(&bias), m, k, n);
+        let matrix = floats(k * n);
+        let (lhs, weight, row_major, bias) = (
+            self.upload_f32(&floats(m * k)),
+            self.weight(&matrix, k, n),
+            self.upload_f32(&matrix),
+            self.upload_f32(&floats(n)),
+        );
+        let ours = || self.linear(&lhs, &weight, Then::BiasGelu(&bias), m);
+        let cubek = || self.cubek_linear(&lhs, &row_major, Then::BiasGelu(&bias), m, k, n);
         let timed = |f: &dyn Fn() -> Result<Handle, KernelError>| -> Result<f64, KernelError> {
             let start = std::time::Instant::now();
-            self.read_f32(f()?)?;
+            // Waits for the product without reading it back: the encoder never reads these.
+            let _out = f()?;
+            cubecl::future::block_on(self.client.sync()).map_err(|e| KernelError::Runtime(format!("{e:?}")))?;
             Ok(start.elapsed().as_secs_f64())
         };
         // Warm-up (compiles both), then the two paths alternate so that drift in the machine's
@@ -382,38 +425,40 @@ impl Compute {
         Ok((ours, cubek))
     }
 
-    /// [`ops::gemm`]: `n` is a multiple of [`GEMM_COLUMNS`].
-    #[allow(clippy::too_many_arguments)]
-    fn gemm(&self, lhs: &Handle, rhs: &Handle, then: Then<'_>, m: usize, k: usize, n: usize) -> Handle {
-        let w = GEMM_VECTOR;
+    /// [`ops::gemm`] with `weight` packed for `tile`. Fewer rows than a tile take one row per
+    /// unit (the kernel's last tile ends at row `m`).
+    fn gemm(&self, lhs: &Handle, weight: &Weight, (rows, cols): (usize, usize), then: Then<'_>, m: usize) -> Handle {
+        let (k, n, w) = (weight.k, weight.n, GEMM_VECTOR);
+        let rows = if m >= rows { rows } else { 1 };
         let out = self.empty_f32(m * n);
-        let row_tiles = m.div_ceil(GEMM_ROWS);
-        let units = row_tiles.div_ceil(GEMM_GROUP) * GEMM_GROUP * (n / GEMM_COLUMNS);
-        let (count, dim) = self.grid(units);
-        // Without a bias the kernel never reads it; `rhs` stands in as a valid buffer.
+        let groups = m.div_ceil(rows).div_ceil(GEMM_GROUP);
+        // One cube; on the CPU runtime its units are the worker tasks (one per core).
+        let units = groups.min(self.max_units as usize) as u32;
+        // Without a bias the kernel never reads it; the weight stands in as a valid buffer.
         let (epilogue, bias, bias_len) = match then {
-            Then::Nothing => (ops::EPILOGUE_NONE, rhs, k * n),
+            Then::Nothing => (ops::EPILOGUE_NONE, &weight.handle, k * n),
             Then::Bias(b) => (ops::EPILOGUE_BIAS, b, n),
             Then::BiasGelu(b) => (ops::EPILOGUE_BIAS_GELU, b, n),
         };
-        // SAFETY: the kernel bounds row tiles by `m` and columns by `n / w` vectors; `lhs`
-        // holds m × k floats, `rhs` k × n, `bias` n (when read), `out` m × n.
+        // SAFETY: the kernel's row tiles end by row `m` (which is at least `rows`) and its strips
+        // by column `n`; `lhs` holds m × k floats, the weight k × n, `bias` n (when read), `out`
+        // m × n.
         unsafe {
             ops::gemm::launch_unchecked(
                 self.client(),
-                count,
-                dim,
+                CubeCount::Static(1, 1, 1),
+                CubeDim::new_1d(units),
                 w,
                 BufferArg::from_raw_parts(lhs.clone(), m * k),
-                BufferArg::from_raw_parts(rhs.clone(), k * n / w),
+                BufferArg::from_raw_parts(weight.handle.clone(), k * n / w),
                 BufferArg::from_raw_parts(bias.clone(), bias_len / w),
                 BufferArg::from_raw_parts(out.clone(), m * n / w),
                 m as u32,
                 k as u32,
                 (n / w) as u32,
-                GEMM_GROUP as u32,
-                GEMM_ROWS,
-                GEMM_COLUMNS / w,
+                rows,
+                cols,
+                GEMM_GROUP,
                 epilogue,
             )
         };

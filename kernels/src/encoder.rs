@@ -12,7 +12,7 @@ use cubecl::server::Handle;
 use safetensors::SafeTensors;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
-use crate::compute::Then;
+use crate::compute::{Then, Weight};
 use crate::layers::Norm;
 use crate::{Compute, KernelError, ops};
 
@@ -40,15 +40,15 @@ const LAYER_NORM_EPS: f32 = 1e-12;
 
 struct Layer {
     /// Query, key and value projections, each `[hidden, hidden]` (transposed from PyTorch's).
-    q: (Handle, Handle),
-    k: (Handle, Handle),
-    v: (Handle, Handle),
-    attn_out: Handle,
+    q: (Weight, Handle),
+    k: (Weight, Handle),
+    v: (Weight, Handle),
+    attn_out: Weight,
     attn_out_bias: Handle,
     attn_norm: (Handle, Handle),
-    up: Handle,
+    up: Weight,
     up_bias: Handle,
-    down: Handle,
+    down: Weight,
     down_bias: Handle,
     out_norm: (Handle, Handle),
 }
@@ -119,12 +119,15 @@ impl Encoder {
         let norm = |prefix: &str| -> Result<(Handle, Handle), KernelError> {
             Ok((up(&format!("{prefix}.weight"))?, up(&format!("{prefix}.bias"))?))
         };
-        let linear = |name: &str| -> Result<Handle, KernelError> { Ok(compute.upload_f32(&weights.transposed(name)?)) };
+        let linear = |name: &str| -> Result<Weight, KernelError> {
+            let (n, k) = weights.shape2(name)?;
+            Ok(compute.weight(&weights.transposed(name)?, k, n))
+        };
 
         let mut stack = Vec::with_capacity(layers);
         for l in 0..layers {
             let p = format!("encoder.layer.{l}");
-            let projection = |name: &str| -> Result<(Handle, Handle), KernelError> {
+            let projection = |name: &str| -> Result<(Weight, Handle), KernelError> {
                 Ok((
                     linear(&format!("{p}.attention.self.{name}.weight"))?,
                     up(&format!("{p}.attention.self.{name}.bias"))?,
@@ -251,13 +254,13 @@ impl Encoder {
             )
         };
         for layer in &self.layers {
-            let project = |(weight, bias): &(Handle, Handle)| c.linear(&hidden, weight, Then::Bias(bias), rows, h, h);
+            let project = |(weight, bias): &(Weight, Handle)| c.linear(&hidden, weight, Then::Bias(bias), rows);
             let (q, k, v) = (project(&layer.q)?, project(&layer.k)?, project(&layer.v)?);
             let context = c.attention(&q, &k, &v, &mask, n, seq_len, cfg.heads, h / cfg.heads);
-            let projected = c.matmul(&context, &layer.attn_out, rows, h, h)?;
+            let projected = c.linear(&context, &layer.attn_out, Then::Nothing, rows)?;
             c.residual_layer_norm(&projected, &layer.attn_out_bias, &hidden, norm(&layer.attn_norm), rows, h);
-            let inner = c.linear(&hidden, &layer.up, Then::BiasGelu(&layer.up_bias), rows, h, cfg.intermediate)?;
-            let down = c.matmul(&inner, &layer.down, rows, cfg.intermediate, h)?;
+            let inner = c.linear(&hidden, &layer.up, Then::BiasGelu(&layer.up_bias), rows)?;
+            let down = c.linear(&inner, &layer.down, Then::Nothing, rows)?;
             c.residual_layer_norm(&down, &layer.down_bias, &hidden, norm(&layer.out_norm), rows, h);
         }
         let pooled = c.empty_f32(n * h);

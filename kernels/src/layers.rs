@@ -12,6 +12,11 @@ use crate::ops;
 /// of 256 tokens on the CPU runtime: four took about 0.55× the time of one; eight was no faster.
 const ATTENTION_QUERIES: usize = 4;
 
+/// Query tokens per block of [`ops::attention_rows`] (the CPU runtime's attention): its two
+/// tiles hold `rows × 2` accumulators each, of 32 vector registers, and 8 divides every
+/// length that is a multiple of 16.
+const ATTENTION_ROWS: usize = 8;
+
 /// Weights and shape of one LayerNorm.
 pub(crate) struct Norm<'a> {
     pub gamma: &'a Handle,
@@ -139,6 +144,10 @@ impl Compute {
                 head_dim as u32,
             )
         };
+        if self.backend() == Backend::Cpu && w == 16 && head_dim.is_multiple_of(w) {
+            self.attention_rows(q, &kt, v, &bias, &out, n, seq_len, heads, head_dim);
+            return out;
+        }
         let queries = [ATTENTION_QUERIES, 2, 1].into_iter().find(|q| seq_len.is_multiple_of(*q)).unwrap_or(1);
         let (count, dim) = self.grid(n * heads * seq_len / queries);
         // SAFETY: every buffer passed here holds `rows * width` floats (`bias` rows), read in
@@ -167,6 +176,55 @@ impl Compute {
             )
         };
         out
+    }
+}
+
+impl Compute {
+    /// [`ops::attention_rows`] on keys laid out by [`ops::attention_keys`]: `seq_len` and
+    /// `head_dim` are multiples of 16.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_rows(
+        &self,
+        q: &Handle,
+        kt: &Handle,
+        v: &Handle,
+        bias: &Handle,
+        out: &Handle,
+        n: usize,
+        seq_len: usize,
+        heads: usize,
+        head_dim: usize,
+    ) {
+        let (w, rows, width) = (16, n * seq_len, heads * head_dim);
+        // The score buffer's size is compiled in: one kernel per power of two of key vectors.
+        let capacity = (seq_len / w).next_power_of_two();
+        let units = self.max_units().min(n * heads) as u32;
+        let vectors = |h: &Handle, len: usize| unsafe { BufferArg::from_raw_parts(h.clone(), len / w) };
+        // SAFETY: `q`, `kt`, `v` and `out` hold rows × width floats and `bias` rows, read in
+        // vectors of 16, which divides `seq_len` and `head_dim`; the kernel's units take
+        // disjoint shares of the n × heads (sequence, head) pairs, and each index stays within
+        // its pair's rows.
+        unsafe {
+            ops::attention_rows::launch_unchecked(
+                self.client(),
+                CubeCount::Static(1, 1, 1),
+                CubeDim::new_1d(units),
+                w,
+                BufferArg::from_raw_parts(q.clone(), rows * width),
+                vectors(kt, rows * width),
+                vectors(v, rows * width),
+                vectors(bias, rows),
+                vectors(out, rows * width),
+                n as u32,
+                seq_len as u32,
+                heads as u32,
+                1.0 / (head_dim as f32).sqrt(),
+                head_dim,
+                head_dim / w,
+                ATTENTION_ROWS,
+                capacity,
+            )
+        };
     }
 }
 

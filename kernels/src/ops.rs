@@ -498,6 +498,202 @@ pub fn attention<N: Size>(
     }
 }
 
+/// [`attention`] for the CPU runtime, in the shape of matrix products: for a block of `rows`
+/// query tokens of one (sequence, head), the scores against every key go to a buffer in L1
+/// (`rows × capacity` vectors), one tile of `rows` queries × 2 key vectors at a time in
+/// registers (the key vectors from [`attention_keys`]' layout); then each row's softmax, with one
+/// horizontal maximum and sum per row; then the block's outputs, `rows × head_vectors` vectors in
+/// registers, each value vector loaded once for all `rows` queries and each weight broadcast
+/// from the buffer. The CPU runtime runs each unit as one task over every cube, so one cube is
+/// launched, and unit `u` of its `CUBE_DIM_X` takes the `u`-th share of the (sequence, head)
+/// pairs, walked without a division per pair. `seq_len` MUST be a multiple of `N` and of `rows`,
+/// at most `capacity × N`; `head_dim` a multiple of `N`.
+#[cube(launch_unchecked)]
+pub fn attention_rows<N: Size>(
+    q: &[f32],
+    kt: &[Vector<f32, N>],
+    v: &[Vector<f32, N>],
+    bias: &[Vector<f32, N>],
+    out: &mut [Vector<f32, N>],
+    n_seqs: u32,
+    seq_len: u32,
+    heads: u32,
+    scale: f32,
+    #[comptime] head_dim: usize,
+    #[comptime] head_vectors: usize,
+    #[comptime] rows: usize,
+    #[comptime] capacity: usize,
+) {
+    let hv = head_vectors;
+    let (len, n_heads) = (seq_len as usize, heads as usize);
+    let blocks = len / N::value();
+    let width = n_heads * head_dim;
+    let width_v = n_heads * hv;
+    let pairs = n_seqs as usize * n_heads;
+    let units = CUBE_DIM_X as usize;
+    let unit = UNIT_POS_X as usize;
+    let begin = pairs * unit / units;
+    let end = pairs * (unit + 1) / units;
+    let mut seq = begin / n_heads;
+    let mut head = begin % n_heads;
+    let mut scores = Array::<Vector<f32, N>>::new(rows * capacity);
+    let mut inv = Array::<f32>::new(rows);
+    let scale_v = Vector::<f32, N>::new(scale);
+    for _pair in begin..end {
+        let kt_at = (seq * n_heads + head) * head_dim * blocks;
+        let bias_at = seq * blocks;
+        for rb in 0..len / rows {
+            let token = seq * len + rb * rows;
+            let q_at = token * width + head * head_dim;
+            for pb in 0..blocks / 2 {
+                attention_scores::<N>(
+                    q,
+                    kt,
+                    bias,
+                    &mut scores,
+                    q_at,
+                    width,
+                    kt_at,
+                    blocks,
+                    bias_at,
+                    pb * 2,
+                    scale_v,
+                    head_dim,
+                    rows,
+                    2usize,
+                    capacity,
+                );
+            }
+            if blocks % 2 == 1 {
+                attention_scores::<N>(
+                    q,
+                    kt,
+                    bias,
+                    &mut scores,
+                    q_at,
+                    width,
+                    kt_at,
+                    blocks,
+                    bias_at,
+                    blocks - 1,
+                    scale_v,
+                    head_dim,
+                    rows,
+                    1usize,
+                    capacity,
+                );
+            }
+            #[unroll]
+            for r in 0..rows {
+                let at = r * capacity;
+                let mut top = scores[at];
+                for b in 1..blocks {
+                    top = select_many(scores[at + b].greater_than(&top), scores[at + b], top);
+                }
+                let top = Vector::<f32, N>::new(lane_max::<N>(top));
+                let mut sum = Vector::<f32, N>::zeroed();
+                for b in 0..blocks {
+                    let e = vector_exp::<N>(scores[at + b] - top);
+                    scores[at + b] = e;
+                    sum += e;
+                }
+                inv[r] = 1.0f32 / lane_sum::<N>(sum);
+            }
+            let mut acc = Array::<Vector<f32, N>>::new(rows * hv);
+            #[unroll]
+            for t in 0..rows * hv {
+                acc[t] = Vector::<f32, N>::zeroed();
+            }
+            let v_at = seq * len * width_v + head * hv;
+            for b in 0..blocks {
+                #[unroll]
+                for l in 0..N::value() {
+                    let row = v_at + (b * N::value() + l) * width_v;
+                    let mut value = Array::<Vector<f32, N>>::new(hv);
+                    #[unroll]
+                    for d in 0..hv {
+                        value[d] = v[row + d];
+                    }
+                    #[unroll]
+                    for r in 0..rows {
+                        let weight = Vector::<f32, N>::new(scores[r * capacity + b].extract(l));
+                        #[unroll]
+                        for d in 0..hv {
+                            acc[r * hv + d] += weight * value[d];
+                        }
+                    }
+                }
+            }
+            #[unroll]
+            for r in 0..rows {
+                let scale_r = Vector::<f32, N>::new(inv[r]);
+                let at = (token + r) * width_v + head * hv;
+                #[unroll]
+                for d in 0..hv {
+                    out[at + d] = acc[r * hv + d] * scale_r;
+                }
+            }
+        }
+        head += 1;
+        if head == n_heads {
+            head = 0;
+            seq += 1;
+        }
+    }
+}
+
+/// One tile of [`attention_rows`]' scores: `rows` queries (from `q_at`, `width` floats apart)
+/// against key vectors `b0 .. b0 + kv`, scaled, plus the padding bias, into `scores`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn attention_scores<N: Size>(
+    q: &[f32],
+    kt: &[Vector<f32, N>],
+    bias: &[Vector<f32, N>],
+    scores: &mut Array<Vector<f32, N>>,
+    q_at: usize,
+    width: usize,
+    kt_at: usize,
+    blocks: usize,
+    bias_at: usize,
+    b0: usize,
+    scale: Vector<f32, N>,
+    #[comptime] head_dim: usize,
+    #[comptime] rows: usize,
+    #[comptime] kv: usize,
+    #[comptime] capacity: usize,
+) {
+    let mut acc = Array::<Vector<f32, N>>::new(rows * kv);
+    #[unroll]
+    for t in 0..rows * kv {
+        acc[t] = Vector::<f32, N>::zeroed();
+    }
+    for d in 0..head_dim {
+        let at = kt_at + d * blocks + b0;
+        let mut keys = Array::<Vector<f32, N>>::new(kv);
+        #[unroll]
+        for j in 0..kv {
+            keys[j] = kt[at + j];
+        }
+        #[unroll]
+        for r in 0..rows {
+            let qv = Vector::<f32, N>::new(q[q_at + r * width + d]);
+            #[unroll]
+            for j in 0..kv {
+                acc[r * kv + j] += qv * keys[j];
+            }
+        }
+    }
+    #[unroll]
+    for j in 0..kv {
+        let key_bias = bias[bias_at + b0 + j];
+        #[unroll]
+        for r in 0..rows {
+            scores[r * capacity + b0 + j] = acc[r * kv + j] * scale + key_bias;
+        }
+    }
+}
+
 /// Sentence embeddings: the mean of each sequence's real (unmasked) token rows, L2-normalised;
 /// one unit per sequence.
 #[cube(launch_unchecked)]
@@ -533,14 +729,20 @@ pub fn mean_pool_normalize(hidden: &[f32], mask: &[u32], out: &mut [f32], n_seqs
     }
 }
 
-/// `c[m × n] = a[m × k] · b[k × n]`, all row-major, `n` in vectors of `N` (`n_vectors`).
+/// `c[m × n] = a[m × k] · b[k × n]`: `a` and `c` row-major, `c` in vectors of `N`
+/// (`n_vectors` per row), `b` packed in column strips of `cols` vectors — strip `s` holds rows
+/// `0..k` of columns `s·cols·N ..` contiguously ([`crate::compute::pack_strips`]), so that a
+/// strip is one sequential stream the prefetchers follow.
 ///
-/// One unit computes a tile of `rows × cols` vectors of `c` in registers: for each `k` it loads
-/// `cols` vectors of `b`'s row and multiplies them by `rows` broadcast elements of `a`. Units go
-/// in groups of `group` row tiles: a group's units take every column strip in turn, and within a
-/// strip every row tile of the group, so the group's rows of `a` and the current strip of `b`
-/// both stay in cache. `n_vectors` MUST be a multiple of `cols`; rows past `m` are
-/// bounds-checked. The epilogue works on the tile in registers: [`EPILOGUE_BIAS`] adds
+/// The product is cut into tiles of `rows × cols` vectors, computed in registers: for each `k`
+/// a tile loads `cols` vectors of its strip and multiplies them by `rows` broadcast elements of
+/// `a`. Tiles go in groups of `group` row tiles: a group takes the strips in turn, and each
+/// strip for all its row tiles, so the group's rows of `a` and the current strip stay in cache.
+/// The CPU runtime runs each unit of a cube as one task over every cube, so the order is this
+/// loop nest's own: launch one cube whose units (one or a few per core) each take every
+/// `CUBE_DIM_X`-th group. `m` MUST be at least `rows`: the last row tile ends at row `m`,
+/// overlapping the one before it (whose rows it computes again to the same values), so no row
+/// is bounds-checked. The epilogue works on the tile in registers: [`EPILOGUE_BIAS`] adds
 /// `bias[column]`, [`EPILOGUE_BIAS_GELU`] then applies GELU; with [`EPILOGUE_NONE`] `bias` is
 /// not read.
 #[cube(launch_unchecked)]
@@ -552,72 +754,92 @@ pub fn gemm<N: Size>(
     m: u32,
     k: u32,
     n_vectors: u32,
-    group: u32,
+    #[comptime] rows: usize,
+    #[comptime] cols: usize,
+    #[comptime] group: usize,
+    #[comptime] epilogue: u32,
+) {
+    let (mu, ku, nv) = (m as usize, k as usize, n_vectors as usize);
+    let row_tiles = mu.div_ceil(rows);
+    let groups = row_tiles.div_ceil(group);
+    let strips = nv / cols;
+    let mut g = UNIT_POS_X as usize;
+    while g < groups {
+        let first = g * group;
+        let last = usize::min(first + group, row_tiles);
+        for s in 0..strips {
+            let c0 = s * cols;
+            let strip = s * ku * cols;
+            for t in first..last {
+                let r0 = usize::min(t * rows, mu - rows);
+                gemm_tile::<N>(a, b, bias, c, r0 * ku, strip, r0 * nv + c0, c0, ku, nv, rows, cols, epilogue);
+            }
+        }
+        g += CUBE_DIM_X as usize;
+    }
+}
+
+/// One tile of [`gemm`]: rows from `a_at` (k floats apart), its strip from `b_at`, written from
+/// `c_at` (`nv` vectors apart), the bias from vector `bias_at`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn gemm_tile<N: Size>(
+    a: &[f32],
+    b: &[Vector<f32, N>],
+    bias: &[Vector<f32, N>],
+    c: &mut [Vector<f32, N>],
+    a_at: usize,
+    b_at: usize,
+    c_at: usize,
+    bias_at: usize,
+    ku: usize,
+    nv: usize,
     #[comptime] rows: usize,
     #[comptime] cols: usize,
     #[comptime] epilogue: u32,
 ) {
-    let row_tiles = m.div_ceil(rows as u32);
-    let col_tiles = n_vectors / cols as u32;
-    let unit = ABSOLUTE_POS as u32;
-    let per_group = group * col_tiles;
-    let within = unit % per_group;
-    let row_tile = (unit / per_group) * group + within % group;
-    if row_tile < row_tiles {
-        let r0 = row_tile as usize * rows;
-        let c0 = (within / group) as usize * cols;
-        let (mu, ku, nv) = (m as usize, k as usize, n_vectors as usize);
-        let mut acc = Array::<Vector<f32, N>>::new(rows * cols);
+    let mut acc = Array::<Vector<f32, N>>::new(rows * cols);
+    #[unroll]
+    for t in 0..rows * cols {
+        acc[t] = Vector::<f32, N>::zeroed();
+    }
+    for kk in 0..ku {
+        let at = b_at + kk * cols;
+        let mut bv = Array::<Vector<f32, N>>::new(cols);
         #[unroll]
-        for t in 0..rows * cols {
-            acc[t] = Vector::<f32, N>::zeroed();
+        for j in 0..cols {
+            bv[j] = b[at + j];
         }
-        // Rows past the end read row `m - 1` again; their results are never written.
-        let mut a_at = Array::<usize>::new(rows);
         #[unroll]
         for r in 0..rows {
-            a_at[r] = usize::min(r0 + r, mu - 1) * ku;
-        }
-        for kk in 0..ku {
-            let b_at = kk * nv + c0;
-            let mut bv = Array::<Vector<f32, N>>::new(cols);
+            let av = Vector::<f32, N>::new(a[a_at + r * ku + kk]);
             #[unroll]
             for j in 0..cols {
-                bv[j] = b[b_at + j];
+                acc[r * cols + j] += av * bv[j];
             }
+        }
+    }
+    if comptime!(epilogue != EPILOGUE_NONE) {
+        #[unroll]
+        for j in 0..cols {
+            let bj = bias[bias_at + j];
             #[unroll]
             for r in 0..rows {
-                let av = Vector::<f32, N>::new(a[a_at[r] + kk]);
-                #[unroll]
-                for j in 0..cols {
-                    acc[r * cols + j] += av * bv[j];
-                }
+                acc[r * cols + j] += bj;
             }
         }
-        if comptime!(epilogue != EPILOGUE_NONE) {
-            #[unroll]
-            for j in 0..cols {
-                let bj = bias[c0 + j];
-                #[unroll]
-                for r in 0..rows {
-                    acc[r * cols + j] += bj;
-                }
-            }
-        }
-        if comptime!(epilogue == EPILOGUE_BIAS_GELU) {
-            #[unroll]
-            for t in 0..rows * cols {
-                acc[t] = vector_gelu::<N>(acc[t]);
-            }
-        }
+    }
+    if comptime!(epilogue == EPILOGUE_BIAS_GELU) {
         #[unroll]
-        for r in 0..rows {
-            if r0 + r < mu {
-                #[unroll]
-                for j in 0..cols {
-                    c[(r0 + r) * nv + c0 + j] = acc[r * cols + j];
-                }
-            }
+        for t in 0..rows * cols {
+            acc[t] = vector_gelu::<N>(acc[t]);
+        }
+    }
+    #[unroll]
+    for r in 0..rows {
+        #[unroll]
+        for j in 0..cols {
+            c[c_at + r * nv + j] = acc[r * cols + j];
         }
     }
 }

@@ -151,7 +151,7 @@ fn matmul_matches_reference() {
         for (m, k, n) in [(1, 1, 1), (7, 13, 5), (33, 384, 1152), (65, 1536, 384), (3, 384, 384)] {
             let lhs = rng.floats(m * k);
             let rhs = rng.floats(k * n);
-            let out = c.matmul(&c.upload_f32(&lhs), &c.upload_f32(&rhs), m, k, n).unwrap();
+            let out = c.linear(&c.upload_f32(&lhs), &c.weight(&rhs, k, n), Then::Nothing, m).unwrap();
             let got = c.read_f32(out).unwrap();
             assert_close(
                 &got,
@@ -165,21 +165,26 @@ fn matmul_matches_reference() {
 
 #[test]
 fn linear_layers_match_reference() {
-    // (37, 19, 128) and (9, 384, 1536) take the CPU runtime's own GEMM with its epilogue (row
-    // tails included); (5, 7, 12) takes cubek's matmul and the separate bias/GELU kernels.
+    // On the CPU runtime (37, 19, 128), (9, 384, 1536), (13, 5, 32) and (14, 3, 80) take its
+    // own GEMM with its epilogue, one of each tile (6 × 4, 8 × 3, 12 × 2 and 12 × 1 vectors),
+    // with a last row tile that overlaps the one before; (3, 40, 48) has fewer rows than a
+    // tile; (300, 24, 96) is three groups of row tiles over two units; (5, 7, 12) takes cubek's
+    // matmul and the separate bias/GELU kernels.
     let mut rng = Rng::new(6);
     for c in devices() {
-        for (m, k, n) in [(37, 19, 128), (9, 384, 1536), (5, 7, 12)] {
+        for (m, k, n) in
+            [(37, 19, 128), (9, 384, 1536), (13, 5, 32), (14, 3, 80), (3, 40, 48), (300, 24, 96), (5, 7, 12)]
+        {
             let lhs = rng.floats(m * k);
             let rhs = rng.floats(k * n);
             let bias = rng.floats(n);
             let product = reference::matmul(&lhs, &rhs, m, k, n);
             let biased: Vec<f32> = product.iter().enumerate().map(|(i, v)| v + bias[i % n]).collect();
-            let (l, r, b) = (c.upload_f32(&lhs), c.upload_f32(&rhs), c.upload_f32(&bias));
+            let (l, r, b) = (c.upload_f32(&lhs), c.weight(&rhs, k, n), c.upload_f32(&bias));
             let what = format!("{} linear {m}×{k}×{n}", c.backend());
-            let plain = c.read_f32(c.linear(&l, &r, Then::Bias(&b), m, k, n).unwrap()).unwrap();
+            let plain = c.read_f32(c.linear(&l, &r, Then::Bias(&b), m).unwrap()).unwrap();
             assert_close(&plain, &biased, 1e-3, &format!("{what} + bias"));
-            let gelu = c.read_f32(c.linear(&l, &r, Then::BiasGelu(&b), m, k, n).unwrap()).unwrap();
+            let gelu = c.read_f32(c.linear(&l, &r, Then::BiasGelu(&b), m).unwrap()).unwrap();
             let want: Vec<f32> = biased.iter().map(|&v| reference::gelu(v)).collect();
             assert_close(&gelu, &want, 1e-3, &format!("{what} + bias, GELU"));
         }
@@ -274,9 +279,19 @@ fn attention_matches_reference_with_padding() {
     let mut rng = Rng::new(7);
     for c in devices() {
         // Odd lengths take scalar lanes and one query per unit; 6 two queries, 32 and 48 four
-        // queries per unit and 16 keys per vector (the encoder's case).
-        let shapes =
-            [(1, 1, 1, 1), (3, 7, 2, 4), (2, 5, 3, 6), (2, 33, 12, 32), (3, 6, 2, 4), (2, 32, 12, 32), (3, 48, 2, 16)];
+        // queries per unit and 16 keys per vector (the encoder's case). On the CPU runtime the
+        // last three take `attention_rows`: an even and an odd number of key vectors, and 15
+        // (sequence, head) pairs shared unevenly by the units.
+        let shapes = [
+            (1, 1, 1, 1),
+            (3, 7, 2, 4),
+            (2, 5, 3, 6),
+            (2, 33, 12, 32),
+            (3, 6, 2, 4),
+            (2, 32, 12, 32),
+            (3, 48, 2, 16),
+            (5, 16, 3, 32),
+        ];
         for (n, seq_len, heads, head_dim) in shapes {
             let width = heads * head_dim;
             let rows = n * seq_len;
