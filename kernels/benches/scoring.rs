@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use serde_json::json;
-use tailor_kernels::{Compute, ScoreKernel, reference};
+use tailor_kernels::{Backend, Compute, ScoreKernel, reference};
 
 struct Args {
     items: usize,
@@ -58,8 +58,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut kernels = serde_json::Map::new();
     let mut failed = Vec::new();
-    for kernel in [ScoreKernel::Rows, ScoreKernel::Planes, ScoreKernel::Tiled] {
+    for kernel in [ScoreKernel::Rows, ScoreKernel::Planes, ScoreKernel::Tiled, ScoreKernel::Lanes] {
         if kernel == ScoreKernel::Planes && !compute.has_planes() {
+            continue;
+        }
+        if kernel == ScoreKernel::Lanes && compute.backend() != Backend::Cpu {
             continue;
         }
         let name = format!("{kernel:?}").to_lowercase();

@@ -168,6 +168,13 @@ const GPU_TOP_K_PIECE: usize = 256;
 const PLANES_PER_CUBE: u32 = 8;
 const MAX_SCORE_CUBES: usize = 65_535;
 
+/// From this many queries at once, the CPU runtime scores with [`ScoreKernel::Lanes`] (fewer
+/// leave most of its 16 lanes empty; one query is bound by memory either way).
+const LANES_MIN_QUERIES: usize = 4;
+/// Item rows per step of [`ops::dot_scores_lanes`]: 8 accumulators, and per dimension 9 loads
+/// for 8 multiply-adds.
+const LANES_ITEMS: usize = 8;
+
 /// From this many queries at once, GPUs score with [`ScoreKernel::Tiled`].
 const TILED_MIN_QUERIES: usize = 4;
 /// Queries a cube of [`ops::dot_scores_tiled`] holds in shared memory and scores per pass.
@@ -181,6 +188,9 @@ pub enum ScoreKernel {
     /// A plane (warp) per item row, coalesced loads ([`ops::dot_scores_plane`]): runtimes with
     /// plane operations and a fixed plane size (CUDA).
     Planes,
+    /// Lanes over queries, a run of item rows at a time ([`ops::dot_scores_lanes`]): no
+    /// horizontal sums, the items read once. What the CPU runtime uses for several queries.
+    Lanes,
     /// A unit per item row against a tile of queries held in shared memory
     /// ([`ops::dot_scores_tiled`]): each row is read once per tile of queries, where the
     /// kernels above read every query again for every row. What GPUs use for several queries.
@@ -485,10 +495,10 @@ impl Compute {
     pub fn dot_scores(&self, queries: &[f32], items: &[f32], dim: usize) -> Result<Vec<f32>, KernelError> {
         let (nq, n) = check_shapes(queries, items, dim)?;
         let matrix = self.upload_matrix(items, dim)?;
-        let q = self.upload_f32(queries);
+        let kernel = self.score_kernel(nq);
+        let q = self.upload_queries(queries, dim, kernel);
         let mut per_query: Vec<Vec<f32>> = vec![Vec::with_capacity(n); nq];
         for (chunk, rows) in &matrix.chunks {
-            let kernel = self.score_kernel(nq);
             let scores = self.read_f32(self.scores_chunk(&q, nq, chunk, *rows, *rows, dim, kernel))?;
             for (qi, row) in scores.chunks_exact(*rows).enumerate() {
                 per_query[qi].extend_from_slice(row);
@@ -522,11 +532,12 @@ impl Compute {
     }
 
     /// The scoring kernel [`Compute::top_k_resident`] uses on this device for `queries` queries
-    /// at once: the row kernel on the CPU runtime; on GPUs the tiled kernel for several queries, else
-    /// the plane kernel where the runtime has planes.
+    /// at once: on the CPU runtime the lanes kernel for several queries, else the row kernel; on
+    /// GPUs the tiled kernel for several queries, else the plane kernel where the runtime has
+    /// planes.
     pub fn score_kernel(&self, queries: usize) -> ScoreKernel {
         if self.backend == Backend::Cpu {
-            ScoreKernel::Rows
+            if queries >= LANES_MIN_QUERIES { ScoreKernel::Lanes } else { ScoreKernel::Rows }
         } else if queries >= TILED_MIN_QUERIES {
             ScoreKernel::Tiled
         } else if self.plane_size().is_some() {
@@ -553,13 +564,16 @@ impl Compute {
         if kernel == ScoreKernel::Planes && !self.has_planes() {
             return Err(KernelError::Runtime(format!("{} has no plane operations for the plane kernel", self.backend)));
         }
+        if kernel == ScoreKernel::Lanes && self.backend != Backend::Cpu {
+            return Err(KernelError::Runtime(format!("the lanes kernel is the CPU runtime's, not {}'s", self.backend)));
+        }
         let dim = items.dim;
         let (nq, _) = check_shapes(queries, &[], dim)?;
         let mut best: Vec<Vec<(u32, f32)>> = vec![Vec::new(); nq];
         if items.rows == 0 || k == 0 || nq == 0 {
             return Ok(best);
         }
-        let q = self.upload_f32(queries);
+        let q = self.upload_queries(queries, dim, kernel);
         let mut start = 0u32;
         for (chunk, rows) in &items.chunks {
             let cpu = self.backend == Backend::Cpu;
@@ -581,6 +595,23 @@ impl Compute {
             hits.truncate(k);
         }
         Ok(best)
+    }
+
+    /// The queries on the device as `kernel` reads them: transposed in tiles of 16 for
+    /// [`ScoreKernel::Lanes`], row-major for the others.
+    fn upload_queries(&self, queries: &[f32], dim: usize, kernel: ScoreKernel) -> Handle {
+        if kernel != ScoreKernel::Lanes {
+            return self.upload_f32(queries);
+        }
+        let nq = queries.len() / dim;
+        let tiles = nq.div_ceil(16);
+        let mut t = vec![0.0; tiles * dim * 16];
+        for (q, row) in queries.chunks_exact(dim).enumerate() {
+            for (d, &x) in row.iter().enumerate() {
+                t[((q / 16) * dim + d) * 16 + q % 16] = x;
+            }
+        }
+        self.upload_f32(&t)
     }
 
     /// Launches `kernel` over one resident chunk of `rows` items and returns the device buffer
@@ -620,6 +651,30 @@ impl Compute {
                     nq as u32,
                     dim / width,
                     QUERY_TILE,
+                )
+            };
+            return scores;
+        }
+        if kernel == ScoreKernel::Lanes {
+            let w = 16;
+            let units = self.max_units.min(stride.div_ceil(LANES_ITEMS) as u32).max(1);
+            // SAFETY: `queries` holds ⌈nq / 16⌉ × dim vectors of 16 (`upload_queries`), `items`
+            // rows × dim floats (rows past `n_items` are never read), `scores` nq × stride; the
+            // units take disjoint runs of rows below `stride`.
+            unsafe {
+                ops::dot_scores_lanes::launch_unchecked(
+                    &self.client,
+                    CubeCount::Static(1, 1, 1),
+                    CubeDim::new_1d(units),
+                    w,
+                    BufferArg::from_raw_parts(queries.clone(), nq.div_ceil(w) * dim),
+                    BufferArg::from_raw_parts(items.clone(), rows * dim),
+                    BufferArg::from_raw_parts(scores.clone(), nq * stride),
+                    rows as u32,
+                    stride as u32,
+                    nq as u32,
+                    dim as u32,
+                    LANES_ITEMS,
                 )
             };
             return scores;

@@ -101,6 +101,69 @@ pub fn dot_scores<N: Size>(
     }
 }
 
+/// [`dot_scores`] for the CPU runtime and several queries, with lanes over queries instead of
+/// dimensions: `queries_t` holds the queries transposed in tiles of `N` (vector `t · dim + d`
+/// has dimension `d` of queries `t·N ..`, zero past `n_queries`), so a score needs no
+/// horizontal sum. A step takes `items_per_step` item rows: per dimension one vector of the
+/// tile and a broadcast element of each row, `items_per_step` multiply-adds; each lane of the
+/// results is then written to its query's row. As in [`gemm`], one cube is launched and unit
+/// `u` of its `CUBE_DIM_X` takes the `u`-th share of the steps, so the items are read once, in
+/// order; rows from `n_items` to `stride` get `f32::MIN`.
+#[cube(launch_unchecked)]
+pub fn dot_scores_lanes<N: Size>(
+    queries_t: &[Vector<f32, N>],
+    items: &[f32],
+    scores: &mut [f32],
+    n_items: u32,
+    stride: u32,
+    n_queries: u32,
+    dim: u32,
+    #[comptime] items_per_step: usize,
+) {
+    let (n, st, nq, d) = (n_items as usize, stride as usize, n_queries as usize, dim as usize);
+    let steps = st.div_ceil(items_per_step);
+    let tiles = nq.div_ceil(N::value());
+    let units = CUBE_DIM_X as usize;
+    let unit = UNIT_POS_X as usize;
+    for step in steps * unit / units..steps * (unit + 1) / units {
+        let i0 = step * items_per_step;
+        // Rows past the items read the last one again; their scores are never written.
+        let mut row = Array::<usize>::new(items_per_step);
+        #[unroll]
+        for j in 0..items_per_step {
+            row[j] = usize::min(i0 + j, n - 1) * d;
+        }
+        for t in 0..tiles {
+            let mut acc = Array::<Vector<f32, N>>::new(items_per_step);
+            #[unroll]
+            for j in 0..items_per_step {
+                acc[j] = Vector::<f32, N>::zeroed();
+            }
+            let q_at = t * d;
+            for dd in 0..d {
+                let qv = queries_t[q_at + dd];
+                #[unroll]
+                for j in 0..items_per_step {
+                    acc[j] += qv * Vector::<f32, N>::new(items[row[j] + dd]);
+                }
+            }
+            #[unroll]
+            for j in 0..items_per_step {
+                let i = i0 + j;
+                if i < st {
+                    #[unroll]
+                    for l in 0..N::value() {
+                        let q = t * N::value() + l;
+                        if q < nq {
+                            scores[q * st + i] = select(i < n, acc[j].extract(l), f32::MIN);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// [`dot_scores`] for GPUs: a plane (warp) per item row, its lanes reading consecutive vectors
 /// of the row so every load is coalesced, the row staying in L1 while each query is scored
 /// against it, and `plane_sum` adding the lanes' partial dot products. A cube holds

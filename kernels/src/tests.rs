@@ -73,7 +73,9 @@ pub(crate) fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
 fn dot_scores_match_reference() {
     let mut rng = Rng::new(1);
     for c in devices() {
-        for (nq, n, dim) in [(1, 1, 1), (1, 7, 3), (3, 100, 8), (5, 1023, 384), (2, 257, 385), (4, 33, 6)] {
+        // From 4 queries the CPU runtime takes the lanes kernel: 5, 4 and 20 (two tiles of 16).
+        for (nq, n, dim) in [(1, 1, 1), (1, 7, 3), (3, 100, 8), (5, 1023, 384), (2, 257, 385), (4, 33, 6), (20, 13, 5)]
+        {
             let queries = rng.floats(nq * dim);
             let items = rng.floats(n * dim);
             let got = c.dot_scores(&queries, &items, dim).unwrap();
@@ -88,12 +90,21 @@ fn top_k_matches_reference() {
     let mut rng = Rng::new(2);
     for c in devices() {
         // Every scoring kernel the device runs (the plane kernel only where there are planes).
-        let kernels: Vec<ScoreKernel> = [ScoreKernel::Rows, ScoreKernel::Planes, ScoreKernel::Tiled]
-            .into_iter()
-            .filter(|&k| k != ScoreKernel::Planes || c.has_planes())
-            .collect();
-        let shapes =
-            [(1, 1, 4, 1), (1, 10, 3, 20), (2, 5000, 16, 10), (3, 9001, 8, 100), (1, 4096, 4, 7), (5, 777, 384, 9)];
+        let kernels: Vec<ScoreKernel> =
+            [ScoreKernel::Rows, ScoreKernel::Planes, ScoreKernel::Tiled, ScoreKernel::Lanes]
+                .into_iter()
+                .filter(|&k| k != ScoreKernel::Planes || c.has_planes())
+                .filter(|&k| k != ScoreKernel::Lanes || c.backend() == Backend::Cpu)
+                .collect();
+        let shapes = [
+            (1, 1, 4, 1),
+            (1, 10, 3, 20),
+            (2, 5000, 16, 10),
+            (3, 9001, 8, 100),
+            (1, 4096, 4, 7),
+            (5, 777, 384, 9),
+            (17, 1003, 24, 5),
+        ];
         for (kernel, (nq, n, dim, k)) in kernels.iter().flat_map(|&kernel| shapes.map(|s| (kernel, s))) {
             let queries = rng.floats(nq * dim);
             let items = rng.floats(n * dim);
