@@ -171,6 +171,8 @@ const MAX_SCORE_CUBES: usize = 65_535;
 /// From this many queries at once, the CPU runtime scores with [`ScoreKernel::Lanes`] (fewer
 /// leave most of its 16 lanes empty; one query is bound by memory either way).
 const LANES_MIN_QUERIES: usize = 4;
+/// Queries per vector of [`ops::dot_scores_lanes`] (one AVX-512 register of f32).
+const LANES_TILE: usize = 16;
 /// Item rows per step of [`ops::dot_scores_lanes`]: 8 accumulators, and per dimension 9 loads
 /// for 8 multiply-adds.
 const LANES_ITEMS: usize = 8;
@@ -282,9 +284,13 @@ impl Compute {
         (ops && hw.plane_size_min == hw.plane_size_max && hw.plane_size_min > 1).then_some(hw.plane_size_min)
     }
 
-    /// Units per cube; on the CPU runtime, its worker tasks (one per core).
-    pub(crate) fn max_units(&self) -> usize {
-        self.max_units as usize
+    /// One cube of a unit per core (at most `work` units). The CPU runtime runs each unit
+    /// position of a cube as one task that walks every cube in turn, so kernels that order
+    /// their own work (`gemm`, `attention_rows`, `dot_scores_lanes`) launch this and give each
+    /// unit `UNIT_POS_X` of `CUBE_DIM_X` its share.
+    pub(crate) fn per_core(&self, work: usize) -> (CubeCount, CubeDim) {
+        let units = (self.max_units as usize).min(work).max(1);
+        (CubeCount::Static(1, 1, 1), CubeDim::new_1d(units as u32))
     }
 
     pub(crate) fn client(&self) -> &Client {
@@ -441,9 +447,7 @@ impl Compute {
         let (k, n, w) = (weight.k, weight.n, GEMM_VECTOR);
         let rows = if m >= rows { rows } else { 1 };
         let out = self.empty_f32(m * n);
-        let groups = m.div_ceil(rows).div_ceil(GEMM_GROUP);
-        // One cube; on the CPU runtime its units are the worker tasks (one per core).
-        let units = groups.min(self.max_units as usize) as u32;
+        let (count, dim) = self.per_core(m.div_ceil(rows).div_ceil(GEMM_GROUP));
         // Without a bias the kernel never reads it; the weight stands in as a valid buffer.
         let (epilogue, bias, bias_len) = match then {
             Then::Nothing => (ops::EPILOGUE_NONE, &weight.handle, k * n),
@@ -456,8 +460,8 @@ impl Compute {
         unsafe {
             ops::gemm::launch_unchecked(
                 self.client(),
-                CubeCount::Static(1, 1, 1),
-                CubeDim::new_1d(units),
+                count,
+                dim,
                 w,
                 BufferArg::from_raw_parts(lhs.clone(), m * k),
                 BufferArg::from_raw_parts(weight.handle.clone(), k * n / w),
@@ -597,18 +601,18 @@ impl Compute {
         Ok(best)
     }
 
-    /// The queries on the device as `kernel` reads them: transposed in tiles of 16 for
+    /// The queries on the device as `kernel` reads them: transposed in tiles of [`LANES_TILE`] for
     /// [`ScoreKernel::Lanes`], row-major for the others.
     fn upload_queries(&self, queries: &[f32], dim: usize, kernel: ScoreKernel) -> Handle {
         if kernel != ScoreKernel::Lanes {
             return self.upload_f32(queries);
         }
         let nq = queries.len() / dim;
-        let tiles = nq.div_ceil(16);
-        let mut t = vec![0.0; tiles * dim * 16];
+        let tiles = nq.div_ceil(LANES_TILE);
+        let mut t = vec![0.0; tiles * dim * LANES_TILE];
         for (q, row) in queries.chunks_exact(dim).enumerate() {
             for (d, &x) in row.iter().enumerate() {
-                t[((q / 16) * dim + d) * 16 + q % 16] = x;
+                t[((q / LANES_TILE) * dim + d) * LANES_TILE + q % LANES_TILE] = x;
             }
         }
         self.upload_f32(&t)
@@ -656,16 +660,16 @@ impl Compute {
             return scores;
         }
         if kernel == ScoreKernel::Lanes {
-            let w = 16;
-            let units = self.max_units.min(stride.div_ceil(LANES_ITEMS) as u32).max(1);
+            let w = LANES_TILE;
+            let (count, cube_dim) = self.per_core(stride.div_ceil(LANES_ITEMS));
             // SAFETY: `queries` holds ⌈nq / 16⌉ × dim vectors of 16 (`upload_queries`), `items`
             // rows × dim floats (rows past `n_items` are never read), `scores` nq × stride; the
             // units take disjoint runs of rows below `stride`.
             unsafe {
                 ops::dot_scores_lanes::launch_unchecked(
                     &self.client,
-                    CubeCount::Static(1, 1, 1),
-                    CubeDim::new_1d(units),
+                    count,
+                    cube_dim,
                     w,
                     BufferArg::from_raw_parts(queries.clone(), nq.div_ceil(w) * dim),
                     BufferArg::from_raw_parts(items.clone(), rows * dim),

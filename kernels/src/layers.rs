@@ -144,15 +144,40 @@ impl Compute {
                 head_dim as u32,
             )
         };
+        // SAFETY: every buffer passed here holds `rows * width` floats (`bias` rows), read in
+        // vectors of `w`, which divides both `seq_len` and `head_dim`.
+        let vectors = |h: &Handle, len: usize| unsafe { BufferArg::from_raw_parts(h.clone(), len / w) };
         if self.backend() == Backend::Cpu && w == 16 && head_dim.is_multiple_of(w) {
-            self.attention_rows(q, &kt, v, &bias, &out, n, seq_len, heads, head_dim);
+            // The score buffer's size is compiled in: one kernel per power of two of key vectors.
+            let capacity = (seq_len / w).next_power_of_two();
+            let (count, dim) = self.per_core(n * heads);
+            // SAFETY: the kernel's units take disjoint shares of the n × heads (sequence, head)
+            // pairs, and each index stays within its pair's rows of the layouts above.
+            unsafe {
+                ops::attention_rows::launch_unchecked(
+                    self.client(),
+                    count,
+                    dim,
+                    w,
+                    BufferArg::from_raw_parts(q.clone(), rows * width),
+                    vectors(&kt, rows * width),
+                    vectors(v, rows * width),
+                    vectors(&bias, rows),
+                    vectors(&out, rows * width),
+                    n as u32,
+                    seq_len as u32,
+                    heads as u32,
+                    1.0 / (head_dim as f32).sqrt(),
+                    head_dim,
+                    head_dim / w,
+                    ATTENTION_ROWS,
+                    capacity,
+                )
+            };
             return out;
         }
         let queries = [ATTENTION_QUERIES, 2, 1].into_iter().find(|q| seq_len.is_multiple_of(*q)).unwrap_or(1);
         let (count, dim) = self.grid(n * heads * seq_len / queries);
-        // SAFETY: every buffer passed here holds `rows * width` floats (`bias` rows), read in
-        // vectors of `w`, which divides both `seq_len` and `head_dim`.
-        let vectors = |h: &Handle, len: usize| unsafe { BufferArg::from_raw_parts(h.clone(), len / w) };
         // SAFETY: the kernel bounds its units by n × heads × seq_len and indexes within the
         // layouts above.
         unsafe {
@@ -176,55 +201,6 @@ impl Compute {
             )
         };
         out
-    }
-}
-
-impl Compute {
-    /// [`ops::attention_rows`] on keys laid out by [`ops::attention_keys`]: `seq_len` and
-    /// `head_dim` are multiples of 16.
-    #[allow(clippy::too_many_arguments)]
-    fn attention_rows(
-        &self,
-        q: &Handle,
-        kt: &Handle,
-        v: &Handle,
-        bias: &Handle,
-        out: &Handle,
-        n: usize,
-        seq_len: usize,
-        heads: usize,
-        head_dim: usize,
-    ) {
-        let (w, rows, width) = (16, n * seq_len, heads * head_dim);
-        // The score buffer's size is compiled in: one kernel per power of two of key vectors.
-        let capacity = (seq_len / w).next_power_of_two();
-        let units = self.max_units().min(n * heads) as u32;
-        let vectors = |h: &Handle, len: usize| unsafe { BufferArg::from_raw_parts(h.clone(), len / w) };
-        // SAFETY: `q`, `kt`, `v` and `out` hold rows × width floats and `bias` rows, read in
-        // vectors of 16, which divides `seq_len` and `head_dim`; the kernel's units take
-        // disjoint shares of the n × heads (sequence, head) pairs, and each index stays within
-        // its pair's rows.
-        unsafe {
-            ops::attention_rows::launch_unchecked(
-                self.client(),
-                CubeCount::Static(1, 1, 1),
-                CubeDim::new_1d(units),
-                w,
-                BufferArg::from_raw_parts(q.clone(), rows * width),
-                vectors(kt, rows * width),
-                vectors(v, rows * width),
-                vectors(bias, rows),
-                vectors(out, rows * width),
-                n as u32,
-                seq_len as u32,
-                heads as u32,
-                1.0 / (head_dim as f32).sqrt(),
-                head_dim,
-                head_dim / w,
-                ATTENTION_ROWS,
-                capacity,
-            )
-        };
     }
 }
 
