@@ -191,7 +191,9 @@ pub enum ScoreKernel {
     /// plane operations and a fixed plane size (CUDA).
     Planes,
     /// Lanes over queries, a run of item rows at a time ([`ops::dot_scores_lanes`]): no
-    /// horizontal sums, the items read once. What the CPU runtime uses for several queries.
+    /// horizontal sums, the items read once; for top-k the selection is fused in
+    /// ([`ops::dot_top_k_lanes`]), so no score is written out. What the CPU runtime uses for
+    /// several queries.
     Lanes,
     /// A unit per item row against a tile of queries held in shared memory
     /// ([`ops::dot_scores_tiled`]): each row is read once per tile of queries, where the
@@ -580,6 +582,13 @@ impl Compute {
         let q = self.upload_queries(queries, dim, kernel);
         let mut start = 0u32;
         for (chunk, rows) in &items.chunks {
+            if kernel == ScoreKernel::Lanes {
+                for (qi, hits) in self.top_k_lanes(&q, nq, chunk, *rows, dim, k)?.into_iter().enumerate() {
+                    best[qi].extend(hits.into_iter().map(|(i, s)| (i + start, s)));
+                }
+                start += *rows as u32;
+                continue;
+            }
             let cpu = self.backend == Backend::Cpu;
             let piece = if cpu { CPU_TOP_K_PIECE } else { GPU_TOP_K_PIECE }.min(*rows);
             let stride = rows.div_ceil(piece) * piece;
@@ -732,6 +741,65 @@ impl Compute {
             )
         };
         scores
+    }
+
+    /// Top-k of `nq` queries (uploaded for the lanes kernel) against one resident chunk of
+    /// `rows` items, by [`ops::dot_top_k_lanes`]: each unit lists its best `k` per query as it
+    /// scores, and the lists (units × queries × k) are merged here. No score is written out.
+    fn top_k_lanes(
+        &self,
+        queries: &Handle,
+        nq: usize,
+        items: &Handle,
+        rows: usize,
+        dim: usize,
+        k: usize,
+    ) -> Result<Vec<Vec<(u32, f32)>>, KernelError> {
+        let w = LANES_TILE;
+        let (tiles, kk) = (nq.div_ceil(w), k.min(rows));
+        let (count, cube_dim) = self.per_core(rows.div_ceil(LANES_ITEMS));
+        let units = cube_dim.x as usize;
+        let slots = units * tiles * w * kk;
+        let (best, ids, limits) = (self.empty_f32(slots), self.empty_f32(slots), self.empty_f32(units * tiles * w));
+        // SAFETY: `queries` holds ⌈nq / 16⌉ × dim vectors of 16 (`upload_queries`) and `items`
+        // rows × dim floats, of which the kernel reads rows below `n_items` only; `best` and
+        // `best_ids` hold `kk` slots per unit and padded query, `limits` a vector per unit and
+        // tile, as the kernel indexes them; `rows ≥ 1` (the caller skips empty matrices).
+        unsafe {
+            ops::dot_top_k_lanes::launch_unchecked(
+                &self.client,
+                count,
+                cube_dim,
+                w,
+                BufferArg::from_raw_parts(queries.clone(), tiles * dim),
+                BufferArg::from_raw_parts(items.clone(), rows * dim),
+                BufferArg::from_raw_parts(best.clone(), slots),
+                BufferArg::from_raw_parts(ids.clone(), slots),
+                BufferArg::from_raw_parts(limits.clone(), units * tiles),
+                rows as u32,
+                nq as u32,
+                dim as u32,
+                kk as u32,
+                LANES_ITEMS,
+            )
+        };
+        let (best, ids) = (self.read_f32(best)?, self.read_u32(ids)?);
+        let padded = tiles * w;
+        Ok((0..nq)
+            .map(|q| {
+                let mut hits: Vec<(u32, f32)> = (0..units)
+                    .flat_map(|u| {
+                        let at = (u * padded + q) * kk;
+                        ids[at..at + kk].iter().zip(&best[at..at + kk])
+                    })
+                    .filter(|(i, _)| (**i as usize) < rows)
+                    .map(|(&i, &s)| (i, s))
+                    .collect();
+                sort_hits(&mut hits);
+                hits.truncate(k);
+                hits
+            })
+            .collect())
     }
 
     /// Top-k of each of `nq` score rows of `n` scores (a device buffer whose rows are padded

@@ -164,6 +164,159 @@ pub fn dot_scores_lanes<N: Size>(
     }
 }
 
+/// [`dot_scores_lanes`] with the top-k selection fused in, so no score goes to memory: each
+/// unit keeps, for every query, a list of the `k` best rows it has scored, best first. Unit
+/// `u`'s list for query `q` is `best[(u · padded + q) · k ..]` with the rows in `best_ids`
+/// (`padded` = queries rounded up to whole tiles of `N`); an empty slot has id `u32::MAX`. The
+/// host merges the units' lists ([`crate::Compute::top_k_resident`]).
+///
+/// A step scores `items_per_step` rows against a tile of queries as [`dot_scores_lanes`] does,
+/// then compares the rows' lane-wise maximum with `limits`, the vector of each query's current
+/// k-th best score (unit `u`, tile `t` at `limits[u · tiles + t]`; −∞ while a list has room, +∞
+/// in lanes past `n_queries`). Only a step that beats some limit looks at single scores. With
+/// `n` rows that is about `k · ln(n / k)` steps per query and unit, so the loop is almost
+/// always the multiply-adds and one comparison. Within a unit rows come in increasing order, so
+/// a score equal to a listed one goes below it: ties keep the lower index. A NaN score ranks
+/// below every number, as in [`crate::reference::top_k`]. The kernel fills `best`, `best_ids`
+/// and `limits` itself; `n_items` MUST be at least 1.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn dot_top_k_lanes<N: Size>(
+    queries_t: &[Vector<f32, N>],
+    items: &[f32],
+    best: &mut [f32],
+    best_ids: &mut [u32],
+    limits: &mut [Vector<f32, N>],
+    n_items: u32,
+    n_queries: u32,
+    dim: u32,
+    k: u32,
+    #[comptime] items_per_step: usize,
+) {
+    let (n, nq, d, kk) = (n_items as usize, n_queries as usize, dim as usize, k as usize);
+    let steps = n.div_ceil(items_per_step);
+    let tiles = nq.div_ceil(N::value());
+    let padded = tiles * N::value();
+    let units = CUBE_DIM_X as usize;
+    let unit = UNIT_POS_X as usize;
+    let lists = unit * padded * kk;
+    for at in lists..lists + padded * kk {
+        best[at] = f32::NEG_INFINITY;
+        best_ids[at] = u32::MAX;
+    }
+    for t in 0..tiles {
+        let mut limit = Vector::<f32, N>::new(f32::NEG_INFINITY);
+        #[unroll]
+        for l in 0..N::value() {
+            limit.insert(l, select(t * N::value() + l < nq, f32::NEG_INFINITY, f32::INFINITY));
+        }
+        limits[unit * tiles + t] = limit;
+    }
+    let lowest = Vector::<f32, N>::new(f32::NEG_INFINITY);
+    for step in steps * unit / units..steps * (unit + 1) / units {
+        let i0 = step * items_per_step;
+        // Rows past the items read the last one again; they are never listed.
+        let mut row = Array::<usize>::new(items_per_step);
+        #[unroll]
+        for j in 0..items_per_step {
+            row[j] = usize::min(i0 + j, n - 1) * d;
+        }
+        for t in 0..tiles {
+            let mut acc = Array::<Vector<f32, N>>::new(items_per_step);
+            #[unroll]
+            for j in 0..items_per_step {
+                acc[j] = Vector::<f32, N>::zeroed();
+            }
+            let q_at = t * d;
+            for dd in 0..d {
+                let qv = queries_t[q_at + dd];
+                #[unroll]
+                for j in 0..items_per_step {
+                    acc[j] += qv * Vector::<f32, N>::new(items[row[j] + dd]);
+                }
+            }
+            // The rows' best score per query, against the limits. A NaN never wins the
+            // comparison, so rows of NaN leave `top` at −∞; with `>=` they still reach a list
+            // with room (limit −∞), and they cannot enter a full one.
+            let mut top = lowest;
+            #[unroll]
+            for j in 0..items_per_step {
+                top = select_many(acc[j].greater_than(&top), acc[j], top);
+            }
+            let limit_at = unit * tiles + t;
+            let beats = select_many(top.greater_equal(&limits[limit_at]), Vector::new(1.0f32), Vector::new(0.0f32));
+            if lane_max::<N>(beats) > 0.0 {
+                let mut scores = Array::<f32>::new(N::value());
+                #[unroll]
+                for j in 0..items_per_step {
+                    let i = i0 + j;
+                    if i < n {
+                        #[unroll]
+                        for l in 0..N::value() {
+                            scores[l] = acc[j].extract(l);
+                        }
+                        for l in 0..N::value() {
+                            let q = t * N::value() + l;
+                            if q < nq {
+                                offer(best, best_ids, lists + q * kk, kk, scores[l], i as u32);
+                            }
+                        }
+                    }
+                }
+                let mut limit = limits[limit_at];
+                #[unroll]
+                for l in 0..N::value() {
+                    let q = t * N::value() + l;
+                    if q < nq {
+                        let last = lists + q * kk + kk - 1;
+                        let s = best[last];
+                        limit.insert(l, select(best_ids[last] == u32::MAX || s.is_nan(), f32::NEG_INFINITY, s));
+                    }
+                }
+                limits[limit_at] = limit;
+            }
+        }
+    }
+}
+
+/// Puts row `id` with `score` into the `k`-long list at `at` (best first) if it ranks above the
+/// list's last entry: a number above a smaller number or a NaN, anything above an empty slot;
+/// an equal score stays below the entries already there (they have lower ids).
+#[cube]
+fn offer(best: &mut [f32], ids: &mut [u32], at: usize, k: usize, score: f32, id: u32) {
+    if ranks_above(score, best[at + k - 1], ids[at + k - 1]) {
+        let mut p = k - 1;
+        let mut moving = true;
+        while moving {
+            if p == 0 {
+                moving = false;
+            } else if ranks_above(score, best[at + p - 1], ids[at + p - 1]) {
+                best[at + p] = best[at + p - 1];
+                ids[at + p] = ids[at + p - 1];
+                p -= 1;
+            } else {
+                moving = false;
+            }
+        }
+        best[at + p] = score;
+        ids[at + p] = id;
+    }
+}
+
+/// Whether `score` ranks above the listed `other` (of row `other_id`, `u32::MAX` when empty).
+#[cube]
+fn ranks_above(score: f32, other: f32, other_id: u32) -> bool {
+    let mut above = true;
+    if other_id != u32::MAX {
+        if score.is_nan() {
+            above = false;
+        } else if !other.is_nan() {
+            above = score > other;
+        }
+    }
+    above
+}
+
 /// [`dot_scores`] for GPUs: a plane (warp) per item row, its lanes reading consecutive vectors
 /// of the row so every load is coalesced, the row staying in L1 while each query is scored
 /// against it, and `plane_sum` adding the lanes' partial dot products. A cube holds

@@ -142,6 +142,43 @@ fn top_k_breaks_ties_by_index_across_pieces() {
 }
 
 #[test]
+fn lanes_top_k_ranks_ties_and_nan_as_the_reference() {
+    // The fused lanes kernel lists per unit as it scores: ties must still go to the lower index
+    // across the units' lists, and NaN scores rank last but fill a list with room.
+    let mut rng = Rng::new(7);
+    for c in devices().into_iter().filter(|c| c.backend() == Backend::Cpu) {
+        let queries = vec![1.0f32; 5 * 3];
+        for (n, k) in [(3000, 10), (9000, 300)] {
+            let matrix = c.upload_matrix(&[0.5f32, -0.25, 1.0].repeat(n), 3).unwrap();
+            let got = c.top_k_resident_with(&queries, &matrix, k, ScoreKernel::Lanes).unwrap();
+            for hits in got {
+                assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<u32>>(), (0..k as u32).collect::<Vec<u32>>());
+            }
+        }
+        let (n, dim) = (50, 3);
+        let mut items = rng.floats(n * dim);
+        for i in [3, 17, 18, 40, 49] {
+            items[i * dim + 1] = f32::NAN;
+        }
+        let queries = rng.floats(6 * dim);
+        let matrix = c.upload_matrix(&items, dim).unwrap();
+        let scores = reference::dot_scores(&queries, &items, dim);
+        for k in [3, 47, 60] {
+            let got = c.top_k_resident_with(&queries, &matrix, k, ScoreKernel::Lanes).unwrap();
+            for (q, hits) in got.iter().enumerate() {
+                let want = reference::top_k(&scores[q * n..(q + 1) * n], k);
+                let ids = |h: &[(usize, f32)]| h.iter().map(|x| x.0).collect::<Vec<usize>>();
+                let got_ids: Vec<usize> = hits.iter().map(|h| h.0 as usize).collect();
+                assert_eq!(got_ids, ids(&want), "top-{k} of query {q}");
+                for ((_, g), (_, w)) in hits.iter().zip(&want) {
+                    assert!(g.is_nan() == w.is_nan() && (w.is_nan() || (g - w).abs() < 1e-5), "{g} vs {w}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn top_k_rejects_ragged_input() {
     let c = devices()[0];
     assert!(c.top_k_dot(&[1.0, 2.0, 3.0], &[1.0, 2.0], 2, 1).is_err());
