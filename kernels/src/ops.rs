@@ -127,26 +127,10 @@ pub fn dot_scores_lanes<N: Size>(
     let unit = UNIT_POS_X as usize;
     for step in steps * unit / units..steps * (unit + 1) / units {
         let i0 = step * items_per_step;
-        // Rows past the items read the last one again; their scores are never written.
-        let mut row = Array::<usize>::new(items_per_step);
-        #[unroll]
-        for j in 0..items_per_step {
-            row[j] = usize::min(i0 + j, n - 1) * d;
-        }
         for t in 0..tiles {
+            // Rows past the items read the last one again; their scores are never written.
             let mut acc = Array::<Vector<f32, N>>::new(items_per_step);
-            #[unroll]
-            for j in 0..items_per_step {
-                acc[j] = Vector::<f32, N>::zeroed();
-            }
-            let q_at = t * d;
-            for dd in 0..d {
-                let qv = queries_t[q_at + dd];
-                #[unroll]
-                for j in 0..items_per_step {
-                    acc[j] += qv * Vector::<f32, N>::new(items[row[j] + dd]);
-                }
-            }
+            lanes_step::<N>(queries_t, items, &mut acc, i0, n, t * d, d, items_per_step);
             #[unroll]
             for j in 0..items_per_step {
                 let i = i0 + j;
@@ -160,6 +144,37 @@ pub fn dot_scores_lanes<N: Size>(
                     }
                 }
             }
+        }
+    }
+}
+
+/// One step of the lanes kernels: `acc[j]` = the scores of item row `i0 + j` (row `n - 1` past
+/// the end) against the tile of `N` queries whose transposed vectors start at `q_at`. Per
+/// dimension one vector of the tile and a broadcast element of each row, `items_per_step`
+/// multiply-adds.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn lanes_step<N: Size>(
+    queries_t: &[Vector<f32, N>],
+    items: &[f32],
+    acc: &mut Array<Vector<f32, N>>,
+    i0: usize,
+    n: usize,
+    q_at: usize,
+    d: usize,
+    #[comptime] items_per_step: usize,
+) {
+    let mut row = Array::<usize>::new(items_per_step);
+    #[unroll]
+    for j in 0..items_per_step {
+        row[j] = usize::min(i0 + j, n - 1) * d;
+        acc[j] = Vector::<f32, N>::zeroed();
+    }
+    for dd in 0..d {
+        let qv = queries_t[q_at + dd];
+        #[unroll]
+        for j in 0..items_per_step {
+            acc[j] += qv * Vector::<f32, N>::new(items[row[j] + dd]);
         }
     }
 }
@@ -215,26 +230,10 @@ pub fn dot_top_k_lanes<N: Size>(
     let lowest = Vector::<f32, N>::new(f32::NEG_INFINITY);
     for step in steps * unit / units..steps * (unit + 1) / units {
         let i0 = step * items_per_step;
-        // Rows past the items read the last one again; they are never listed.
-        let mut row = Array::<usize>::new(items_per_step);
-        #[unroll]
-        for j in 0..items_per_step {
-            row[j] = usize::min(i0 + j, n - 1) * d;
-        }
         for t in 0..tiles {
+            // Rows past the items read the last one again; they are never listed.
             let mut acc = Array::<Vector<f32, N>>::new(items_per_step);
-            #[unroll]
-            for j in 0..items_per_step {
-                acc[j] = Vector::<f32, N>::zeroed();
-            }
-            let q_at = t * d;
-            for dd in 0..d {
-                let qv = queries_t[q_at + dd];
-                #[unroll]
-                for j in 0..items_per_step {
-                    acc[j] += qv * Vector::<f32, N>::new(items[row[j] + dd]);
-                }
-            }
+            lanes_step::<N>(queries_t, items, &mut acc, i0, n, t * d, d, items_per_step);
             // The rows' best score per query, against the limits. A NaN never wins the
             // comparison, so rows of NaN leave `top` at −∞; with `>=` they still reach a list
             // with room (limit −∞), and they cannot enter a full one.
