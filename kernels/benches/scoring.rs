@@ -8,8 +8,9 @@
 //! ```
 //!
 //! Every scoring kernel the device runs is measured (the row-per-unit and the tiled kernels
-//! everywhere, the plane-per-row kernel on GPUs), each after its top-k of two queries is checked against the
-//! plain Rust reference (ids and scores), so a fast wrong kernel cannot pass for a fast one.
+//! everywhere, the plane-per-row kernel on GPUs, the lanes kernel with its fused top-k on the
+//! CPU runtime), each after its top-k of two queries is checked against the plain Rust
+//! reference (ids and scores), so a fast wrong kernel cannot pass for a fast one.
 
 use std::time::Instant;
 

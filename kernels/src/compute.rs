@@ -760,6 +760,7 @@ impl Compute {
         let (count, cube_dim) = self.per_core(rows.div_ceil(LANES_ITEMS));
         let units = cube_dim.x as usize;
         let slots = units * tiles * w * kk;
+        // `ids` holds u32s: the same 4 bytes an element as the floats `empty_f32` sizes for.
         let (best, ids, limits) = (self.empty_f32(slots), self.empty_f32(slots), self.empty_f32(units * tiles * w));
         // SAFETY: `queries` holds ⌈nq / 16⌉ × dim vectors of 16 (`upload_queries`) and `items`
         // rows × dim floats, of which the kernel reads rows below `n_items` only; `best` and
