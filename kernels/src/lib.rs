@@ -19,6 +19,7 @@ pub mod encoder;
 mod layers;
 pub mod models;
 pub mod ops;
+mod prefetch;
 pub mod reference;
 #[cfg(test)]
 mod tests;

@@ -151,7 +151,7 @@ pub fn dot_scores_lanes<N: Size>(
 /// One step of the lanes kernels: `acc[j]` = the scores of item row `i0 + j` (row `n - 1` past
 /// the end) against the tile of `N` queries whose transposed vectors start at `q_at`. Per
 /// dimension one vector of the tile and a broadcast element of each row, `items_per_step`
-/// multiply-adds.
+/// multiply-adds, and a [`prefetch`](crate::prefetch::prefetch) of the rows two steps on.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn lanes_step<N: Size>(
@@ -170,7 +170,15 @@ fn lanes_step<N: Size>(
         row[j] = usize::min(i0 + j, n - 1) * d;
         acc[j] = Vector::<f32, N>::zeroed();
     }
+    // The rows two steps on (this unit's next-but-one step), `items_per_step` floats a
+    // dimension, are fetched into cache while this step computes: with 16 queries a row costs
+    // too many multiply-adds for the core to keep enough loads in flight on its own. Near the
+    // end the window stops at the last rows; a matrix smaller than a step prefetches its start.
+    let (span, total) = (items_per_step * d, n * d);
+    let ahead = select(total > span, usize::min((i0 + 2 * items_per_step) * d, total - span), 0);
+    let stride = select(total > span, items_per_step, 0);
     for dd in 0..d {
+        crate::prefetch::prefetch(&items[ahead + dd * stride]);
         let qv = queries_t[q_at + dd];
         #[unroll]
         for j in 0..items_per_step {
