@@ -85,6 +85,35 @@ fn dot_scores_match_reference() {
     }
 }
 
+/// A matrix in many chunks (each its own buffer and launch) gives the same top-k as the
+/// reference over all its rows: row ids are offset by the chunk's start, and lists longer than a
+/// chunk are merged across chunks.
+#[test]
+fn top_k_across_chunks_matches_reference() {
+    let mut rng = Rng::new(12);
+    let (n, dim, chunk_rows) = (1000, 24, 97);
+    let items = rng.floats(n * dim);
+    for c in devices() {
+        let matrix = c.upload_matrix_chunked(&items, dim, chunk_rows).unwrap();
+        assert_eq!(matrix.chunks.len(), n.div_ceil(chunk_rows));
+        for (nq, k) in [(1, 10), (3, 150), (16, 10), (5, 150)] {
+            let queries = rng.floats(nq * dim);
+            let got = c.top_k_resident(&queries, &matrix, k).unwrap();
+            let scores = reference::dot_scores(&queries, &items, dim);
+            for q in 0..nq {
+                let want = reference::top_k(&scores[q * n..(q + 1) * n], k);
+                let what = format!("{} top-{k} of {nq} queries in chunks (query {q})", c.backend());
+                assert_eq!(got[q].len(), want.len(), "{what}");
+                for ((gi, gs), (_, ws)) in got[q].iter().zip(&want) {
+                    // The score at each rank, and the score the reported row really has.
+                    assert!((gs - ws).abs() < 1e-4, "{what}: rank score {gs}, want {ws}");
+                    assert!((scores[q * n + *gi as usize] - gs).abs() < 1e-4, "{what}: row {gi} reported {gs}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn top_k_matches_reference() {
     let mut rng = Rng::new(2);
