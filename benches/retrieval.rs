@@ -85,11 +85,10 @@ fn main() -> anyhow::Result<()> {
         let mut rng = 0x2545_F491_4F6C_DD1Du64;
         let items = unit_vectors(&mut rng, n);
         let queries = unit_vectors(&mut rng, nq);
-        let bandwidth = read_bandwidth(&items);
-        out["memory_read_gb_per_s"] = json!(bandwidth);
-        eprintln!("memory read: {bandwidth:.2} GB/s");
+        // Memory bandwidth moves with the host (on a VM, 43 and 80 GB/s minutes apart), so
+        // it is measured before and after the searches, and the faster pass counts.
+        let before = read_bandwidth(&items);
         let matrix = compute.upload_matrix(&items, DIM)?;
-        drop(items);
         compute.top_k_resident(&queries, &matrix, k)?;
         let batch = median_seconds(5, || Ok(compute.top_k_resident(&queries, &matrix, k).map(drop)?))?;
         let single = median_seconds(5, || Ok(compute.top_k_resident(&queries[..DIM], &matrix, k).map(drop)?))?;
@@ -100,6 +99,9 @@ fn main() -> anyhow::Result<()> {
             "single_query_seconds": single, "single_query_items_gb_per_s": gb / single,
         });
         eprintln!("dense top-{k}: {nq} queries {batch:.4} s ({:.2} GB/s), 1 query {single:.4} s", gb / batch);
+        let bandwidth = before.max(read_bandwidth(&items));
+        out["memory_read_gb_per_s"] = json!(bandwidth);
+        eprintln!("memory read: {bandwidth:.2} GB/s (the faster of a pass before and one after)");
     }
 
     if !skip.contains(&"bm25") {
@@ -163,35 +165,60 @@ fn unit_vectors(state: &mut u64, n: usize) -> Vec<f32> {
 }
 
 /// Best of three parallel sums over `data`, in GB/s: how fast this machine can stream the
-/// item matrix from memory, the bound for any exhaustive dense search.
+/// item matrix from memory, the bound for any exhaustive dense search. Each thread sums its
+/// share with four independent 512-bit accumulators where the CPU has AVX-512 (else a plain
+/// loop): a sum compiled for baseline x86-64 (16-byte loads) streamed 55–62 GB/s where this one
+/// streamed 72–77 on the same Zen 5 VM, and a roofline that low would flatter every fraction.
 fn read_bandwidth(data: &[f32]) -> f64 {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut best = 0.0f64;
     for _ in 0..3 {
         let start = Instant::now();
         let total: f32 = std::thread::scope(|s| {
-            let handles: Vec<_> = data
-                .chunks(data.len().div_ceil(threads))
-                .map(|chunk| {
-                    s.spawn(move || {
-                        let mut acc = [0.0f32; 16];
-                        let blocks = chunk.chunks_exact(16);
-                        let rest: f32 = blocks.remainder().iter().sum();
-                        for block in blocks {
-                            for (a, x) in acc.iter_mut().zip(block) {
-                                *a += x;
-                            }
-                        }
-                        acc.iter().sum::<f32>() + rest
-                    })
-                })
-                .collect();
+            let handles: Vec<_> =
+                data.chunks(data.len().div_ceil(threads)).map(|chunk| s.spawn(move || sum(chunk))).collect();
             handles.into_iter().map(|h| h.join().expect("summing thread")).sum()
         });
         std::hint::black_box(total);
         best = best.max(std::mem::size_of_val(data) as f64 / 1e9 / start.elapsed().as_secs_f64());
     }
     best
+}
+
+/// The sum of `xs`, at the speed memory delivers them.
+fn sum(xs: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { sum_avx512(xs) };
+    }
+    let mut acc = [0.0f32; 16];
+    let blocks = xs.chunks_exact(16);
+    let rest: f32 = blocks.remainder().iter().sum();
+    for block in blocks {
+        for (a, x) in acc.iter_mut().zip(block) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn sum_avx512(xs: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let blocks = xs.chunks_exact(64);
+    let rest: f32 = blocks.remainder().iter().sum();
+    for block in blocks {
+        for (i, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `block` holds 64 floats, so 16 from `16 · i` are in bounds; loadu
+            // takes any alignment.
+            *a = _mm512_add_ps(*a, unsafe { _mm512_loadu_ps(block.as_ptr().add(16 * i)) });
+        }
+    }
+    let acc = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    _mm512_reduce_add_ps(acc) + rest
 }
 
 fn cpu_model() -> String {
