@@ -85,6 +85,21 @@ fn dot_scores_match_reference() {
     }
 }
 
+/// `got` (one list per query) against the reference top-k of `scores` (`n` per query). Equal
+/// scores may come in either order, so each rank's score must match, and each reported row must
+/// really have the score reported for it.
+fn assert_top_k_matches(got: &[Vec<(u32, f32)>], scores: &[f32], n: usize, k: usize, what: &str) {
+    for (q, got) in got.iter().enumerate() {
+        let want = reference::top_k(&scores[q * n..(q + 1) * n], k);
+        assert_eq!(got.len(), want.len(), "{what} (query {q})");
+        for ((gi, gs), (wi, ws)) in got.iter().zip(&want) {
+            assert!((gs - ws).abs() < 1e-4, "{what} (query {q}): got ({gi}, {gs}), want ({wi}, {ws})");
+            let exact = scores[q * n + *gi as usize];
+            assert!((exact - gs).abs() < 1e-4, "{what} (query {q}): index {gi} has score {exact}, reported {gs}");
+        }
+    }
+}
+
 /// A matrix in many chunks (each its own buffer and launch) gives the same top-k as the
 /// reference over all its rows: row ids are offset by the chunk's start, and lists longer than a
 /// chunk are merged across chunks.
@@ -100,16 +115,8 @@ fn top_k_across_chunks_matches_reference() {
             let queries = rng.floats(nq * dim);
             let got = c.top_k_resident(&queries, &matrix, k).unwrap();
             let scores = reference::dot_scores(&queries, &items, dim);
-            for q in 0..nq {
-                let want = reference::top_k(&scores[q * n..(q + 1) * n], k);
-                let what = format!("{} top-{k} of {nq} queries in chunks (query {q})", c.backend());
-                assert_eq!(got[q].len(), want.len(), "{what}");
-                for ((gi, gs), (_, ws)) in got[q].iter().zip(&want) {
-                    // The score at each rank, and the score the reported row really has.
-                    assert!((gs - ws).abs() < 1e-4, "{what}: rank score {gs}, want {ws}");
-                    assert!((scores[q * n + *gi as usize] - gs).abs() < 1e-4, "{what}: row {gi} reported {gs}");
-                }
-            }
+            let what = format!("{} top-{k} of {nq} queries in chunks", c.backend());
+            assert_top_k_matches(&got, &scores, n, k, &what);
         }
     }
 }
@@ -140,17 +147,7 @@ fn top_k_matches_reference() {
             let matrix = c.upload_matrix(&items, dim).unwrap();
             let got = c.top_k_resident_with(&queries, &matrix, k, kernel).unwrap();
             let scores = reference::dot_scores(&queries, &items, dim);
-            for q in 0..nq {
-                let want = reference::top_k(&scores[q * n..(q + 1) * n], k);
-                let what = format!("{} {kernel:?} top-{k} of {n} (query {q})", c.backend());
-                assert_eq!(got[q].len(), want.len(), "{what}");
-                for ((gi, gs), (wi, ws)) in got[q].iter().zip(&want) {
-                    // Equal scores may come in either order; the score at each rank must match.
-                    assert!((gs - ws).abs() < 1e-4, "{what}: got ({gi}, {gs}), want ({wi}, {ws})");
-                    let exact = scores[q * n + *gi as usize];
-                    assert!((exact - gs).abs() < 1e-4, "{what}: index {gi} has score {exact}, reported {gs}");
-                }
-            }
+            assert_top_k_matches(&got, &scores, n, k, &format!("{} {kernel:?} top-{k} of {n}", c.backend()));
         }
     }
 }
