@@ -167,8 +167,9 @@ fn unit_vectors(state: &mut u64, n: usize) -> Vec<f32> {
 /// Best of three parallel sums over `data`, in GB/s: how fast this machine can stream the
 /// item matrix from memory, the bound for any exhaustive dense search. Each thread sums its
 /// share with four independent 512-bit accumulators where the CPU has AVX-512 (else a plain
-/// loop): a sum compiled for baseline x86-64 (16-byte loads) streamed 55–62 GB/s where this one
-/// streamed 72–77 on the same Zen 5 VM, and a roofline that low would flatter every fraction.
+/// loop). On the Zen 5 VM, a C sum shaped like the plain loop and built for baseline x86-64
+/// (16-byte loads) streamed 55–62 GB/s where one like this streamed 72–77, and a roofline that
+/// low would flatter every fraction.
 fn read_bandwidth(data: &[f32]) -> f64 {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut best = 0.0f64;

@@ -37,7 +37,7 @@ def roofline(tailor, base):
     """The item matrix's read bandwidth: the fastest any single pass over it went in this run.
 
     Every exhaustive search reads the whole matrix at least once, so each one's items GB/s (and the
-    bench's plain parallel sum, `memory_read_gb_per_s`) is a lower bound on what memory delivers; the
+    bench's parallel sum, `memory_read_gb_per_s`) is a lower bound on what memory delivers; the
     largest of them is the honest roofline (a weak sum alone would flatter the fraction).
     """
     rates = [get(tailor, "memory_read_gb_per_s")]
@@ -53,6 +53,7 @@ def ratios(tailor, base):
     check_same(tailor, base, "bm25", ("documents", "queries"))
     t_dense = lambda key: get(tailor, "dense_topk", key)
     bm25_best = get(base, "bm25", "queries_per_second")
+    top = roofline(tailor, base)
     return {
         "encoder": {
             "vs_sentence_transformers": ratio(get(tailor, "encoder", "sentences_per_second"),
@@ -67,11 +68,11 @@ def ratios(tailor, base):
                                            t_dense("single_query_seconds"), "single query vs faiss"),
             "single_query_vs_numpy": ratio(get(base, "dense_topk", "numpy", "single_query_seconds"),
                                            t_dense("single_query_seconds"), "single query vs numpy"),
-            "roofline_gb_per_s": roofline(tailor, base),
-            "fraction_of_bandwidth": ratio(t_dense("items_gb_per_s"), roofline(tailor, base),
+            "roofline_gb_per_s": top,
+            "fraction_of_bandwidth": ratio(t_dense("items_gb_per_s"), top,
                                            "fraction of bandwidth"),
             "single_query_fraction_of_bandwidth": ratio(t_dense("single_query_items_gb_per_s"),
-                                                        roofline(tailor, base), "single query fraction"),
+                                                        top, "single query fraction"),
         },
         "bm25": {
             "vs_bm25s_best": ratio(get(tailor, "bm25", "queries_per_second"), bm25_best, "bm25"),

@@ -102,7 +102,8 @@ impl fmt::Display for Backend {
 /// a few tens of µs, less than a launch and read-back, so chunks there are as large as
 /// [`CUDA_SCORE_CHUNK_BYTES`]. (On the CPU, one chunk for the whole matrix made 16 queries
 /// over 1M × 384 items 10–20% faster, 46–53 against 42–45 GB/s, but one query up to 1.7×
-/// slower whenever memory was slow, its 4 MB of scores no longer in cache; so 96 MiB stays.)
+/// slower whenever memory was slow, probably as its 4 MB of scores left the cache; so 96 MiB
+/// stays.)
 const SCORE_CHUNK_BYTES: usize = 96 << 20;
 const CUDA_SCORE_CHUNK_BYTES: usize = 4 << 30;
 
