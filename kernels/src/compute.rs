@@ -97,15 +97,21 @@ impl fmt::Display for Backend {
     }
 }
 
-/// Item bytes one dense-scoring launch covers at most: under wgpu's 128 MiB buffer cap, and a
-/// score matrix of one chunk small enough to stay in a CPU's cache. On CUDA a chunk is scored in
-/// a few tens of µs, less than a launch and read-back, so chunks there are as large as
-/// [`CUDA_SCORE_CHUNK_BYTES`]. (On the CPU, one chunk for the whole matrix made 16 queries
-/// over 1M × 384 items 10–20% faster, 46–53 against 42–45 GB/s, but one query up to 1.7×
-/// slower whenever memory was slow, probably as its 4 MB of scores left the cache; so 96 MiB
-/// stays.)
+/// Item bytes one buffer of a resident matrix holds at most: under wgpu's 128 MiB buffer cap
+/// there, and [`LARGE_BUFFER_BYTES`] on the CPU runtime and CUDA, which have no such cap.
+const WGPU_BUFFER_BYTES: usize = 96 << 20;
+const LARGE_BUFFER_BYTES: usize = 4 << 30;
+
+/// Item bytes one launch of a kernel that writes scores out covers at most on the CPU runtime
+/// and wgpu: the score matrix of one chunk then stays in a CPU's cache. On the CPU these chunks
+/// are views into one buffer, because the lanes kernel, which writes no scores, runs best over
+/// the whole buffer in one launch: there 16 queries over 1M × 384 items ran at 46–53 GB/s,
+/// against 42–45 GB/s in chunks of 96 MiB (the units wait for the host between launches, and each
+/// launch starts their streams and prefetches cold), while the row kernel for one query ran up to
+/// 1.7× slower in one launch whenever memory was slow, probably as its 4 MB of scores left the
+/// cache. On CUDA a chunk is scored in a few tens of µs, less than a launch and read-back, so
+/// there a chunk is a whole buffer.
 const SCORE_CHUNK_BYTES: usize = 96 << 20;
-const CUDA_SCORE_CHUNK_BYTES: usize = 4 << 30;
 
 /// [`ops::gemm`]'s tiling on the CPU runtime: a unit computes `rows × cols` vectors of
 /// `GEMM_VECTOR` floats (one AVX-512 register each) in registers, 8 × 3 when the width allows
@@ -204,10 +210,15 @@ pub enum ScoreKernel {
     Tiled,
 }
 
-/// Item vectors resident on a device, in chunks that respect the runtime's buffer cap.
+/// Item vectors resident on a device: in buffers that respect the runtime's buffer cap, and
+/// seen as chunks that one launch scores.
 pub struct DeviceMatrix {
     dim: usize,
     rows: usize,
+    /// The buffers as uploaded, with their rows: where the lanes kernel runs, one launch each.
+    pub(crate) buffers: Vec<(Handle, usize)>,
+    /// The launches of the kernels that write scores out, with their rows: views into
+    /// `buffers`, in order, none across two buffers.
     pub(crate) chunks: Vec<(Handle, usize)>,
 }
 
@@ -486,27 +497,51 @@ impl Compute {
 
     /// Item embeddings copied to the device once, to be scored many times.
     pub fn upload_matrix(&self, items: &[f32], dim: usize) -> Result<DeviceMatrix, KernelError> {
-        let limit = if self.backend == Backend::Cuda { CUDA_SCORE_CHUNK_BYTES } else { SCORE_CHUNK_BYTES };
-        self.upload_matrix_chunked(items, dim, (limit / (dim.max(1) * 4)).max(1))
+        let row_bytes = dim.max(1) * 4;
+        let (buffer, chunk) = match self.backend {
+            Backend::Wgpu => (WGPU_BUFFER_BYTES, WGPU_BUFFER_BYTES),
+            Backend::Cpu => (LARGE_BUFFER_BYTES, SCORE_CHUNK_BYTES),
+            Backend::Cuda => (LARGE_BUFFER_BYTES, LARGE_BUFFER_BYTES),
+        };
+        self.upload_matrix_chunked(items, dim, (buffer / row_bytes).max(1), (chunk / row_bytes).max(1))
     }
 
-    /// [`Compute::upload_matrix`] in chunks of `chunk_rows` rows (one buffer and one launch
-    /// each).
+    /// [`Compute::upload_matrix`] in buffers of `buffer_rows` rows, scored in chunks of at most
+    /// `chunk_rows` rows (views into the buffers where a buffer holds more).
     pub(crate) fn upload_matrix_chunked(
         &self,
         items: &[f32],
         dim: usize,
+        buffer_rows: usize,
         chunk_rows: usize,
     ) -> Result<DeviceMatrix, KernelError> {
         let (_, rows) = check_shapes(&[], items, dim)?;
-        let chunks = (0..rows)
-            .step_by(chunk_rows)
+        let buffers: Vec<(Handle, usize)> = (0..rows)
+            .step_by(buffer_rows.max(1))
             .map(|start| {
-                let n = chunk_rows.min(rows - start);
+                let n = buffer_rows.min(rows - start);
                 (self.upload_f32(&items[start * dim..(start + n) * dim]), n)
             })
             .collect();
-        Ok(DeviceMatrix { dim, rows, chunks })
+        let row_bytes = (dim * 4) as u64;
+        let chunks = buffers
+            .iter()
+            .flat_map(|(buffer, n)| {
+                let n = *n;
+                (0..n).step_by(chunk_rows.max(1)).map(move |start| {
+                    let m = chunk_rows.min(n - start);
+                    if m == n {
+                        return (buffer.clone(), n);
+                    }
+                    let view = buffer
+                        .clone()
+                        .offset_start(start as u64 * row_bytes)
+                        .offset_end((n - start - m) as u64 * row_bytes);
+                    (view, m)
+                })
+            })
+            .collect();
+        Ok(DeviceMatrix { dim, rows, buffers, chunks })
     }
 
     /// Dot-product scores of every query against every item: `out[q * n + i]`.
@@ -593,23 +628,23 @@ impl Compute {
             return Ok(best);
         }
         let q = self.upload_queries(queries, dim, kernel);
+        // The lanes kernel writes no scores, so it runs over whole buffers; the others over
+        // chunks whose scores stay in cache.
+        let parts = if kernel == ScoreKernel::Lanes { &items.buffers } else { &items.chunks };
         let mut start = 0u32;
-        for (chunk, rows) in &items.chunks {
-            if kernel == ScoreKernel::Lanes {
-                for (qi, hits) in self.top_k_lanes(&q, nq, chunk, *rows, dim, k)?.into_iter().enumerate() {
-                    best[qi].extend(hits.into_iter().map(|(i, s)| (i + start, s)));
-                }
-                start += *rows as u32;
-                continue;
-            }
-            let cpu = self.backend == Backend::Cpu;
-            let piece = if cpu { CPU_TOP_K_PIECE } else { GPU_TOP_K_PIECE }.min(*rows);
-            let stride = rows.div_ceil(piece) * piece;
-            let scores = self.scores_chunk(&q, nq, chunk, *rows, stride, dim, kernel);
-            let found = if cpu {
-                self.top_k_pieces(scores, nq, *rows, piece, k)?
+        for (part, rows) in parts {
+            let found = if kernel == ScoreKernel::Lanes {
+                self.top_k_lanes(&q, nq, part, *rows, dim, k)?
             } else {
-                self.top_k_prefiltered(scores, nq, *rows, piece, k)?
+                let cpu = self.backend == Backend::Cpu;
+                let piece = if cpu { CPU_TOP_K_PIECE } else { GPU_TOP_K_PIECE }.min(*rows);
+                let stride = rows.div_ceil(piece) * piece;
+                let scores = self.scores_chunk(&q, nq, part, *rows, stride, dim, kernel);
+                if cpu {
+                    self.top_k_pieces(scores, nq, *rows, piece, k)?
+                } else {
+                    self.top_k_prefiltered(scores, nq, *rows, piece, k)?
+                }
             };
             for (qi, hits) in found.into_iter().enumerate() {
                 best[qi].extend(hits.into_iter().map(|(i, s)| (i + start, s)));

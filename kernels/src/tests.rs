@@ -100,23 +100,29 @@ fn assert_top_k_matches(got: &[Vec<(u32, f32)>], scores: &[f32], n: usize, k: us
     }
 }
 
-/// A matrix in many chunks (each its own buffer and launch) gives the same top-k as the
-/// reference over all its rows: row ids are offset by the chunk's start, and lists longer than a
-/// chunk are merged across chunks.
+/// A matrix in many buffers, each scored in chunks that are views into it, gives the same
+/// top-k as the reference over all its rows, for the lanes kernel (a launch per buffer) and the
+/// others (a launch per chunk): row ids are offset by the part's start, and lists longer than a
+/// part are merged across parts. Chunks of 97 rows of 24 floats start off 64-byte alignment.
 #[test]
 fn top_k_across_chunks_matches_reference() {
     let mut rng = Rng::new(12);
-    let (n, dim, chunk_rows) = (1000, 24, 97);
+    let (n, dim) = (1000, 24);
     let items = rng.floats(n * dim);
     for c in devices() {
-        let matrix = c.upload_matrix_chunked(&items, dim, chunk_rows).unwrap();
-        assert_eq!(matrix.chunks.len(), n.div_ceil(chunk_rows));
-        for (nq, k) in [(1, 10), (3, 150), (16, 10), (5, 150)] {
-            let queries = rng.floats(nq * dim);
-            let got = c.top_k_resident(&queries, &matrix, k).unwrap();
-            let scores = reference::dot_scores(&queries, &items, dim);
-            let what = format!("{} top-{k} of {nq} queries in chunks", c.backend());
-            assert_top_k_matches(&got, &scores, n, k, &what);
+        for (buffer_rows, chunk_rows) in [(97, 97), (400, 97), (n, 250)] {
+            let matrix = c.upload_matrix_chunked(&items, dim, buffer_rows, chunk_rows).unwrap();
+            assert_eq!(matrix.buffers.len(), n.div_ceil(buffer_rows));
+            let per_buffer = buffer_rows.div_ceil(chunk_rows);
+            let last = (n % buffer_rows).div_ceil(chunk_rows);
+            assert_eq!(matrix.chunks.len(), n / buffer_rows * per_buffer + last);
+            for (nq, k) in [(1, 10), (3, 150), (16, 10), (5, 150)] {
+                let queries = rng.floats(nq * dim);
+                let got = c.top_k_resident(&queries, &matrix, k).unwrap();
+                let scores = reference::dot_scores(&queries, &items, dim);
+                let what = format!("{} top-{k} of {nq} queries, buffers of {buffer_rows}, chunks of {chunk_rows}", c.backend());
+                assert_top_k_matches(&got, &scores, n, k, &what);
+            }
         }
     }
 }
