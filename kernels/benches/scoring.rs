@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo bench -p tailor-kernels --bench scoring -- [--items 1000000] [--dim 384]
-//!     [--queries 16] [--k 10] [--runs 20]
+//!     [--queries 16] [--k 10] [--runs 20] [--kernels rows,planes,tiled,lanes]
 //! ```
 //!
 //! Every scoring kernel the device runs is measured (the row-per-unit and the tiled kernels
@@ -23,12 +23,19 @@ struct Args {
     queries: usize,
     k: usize,
     runs: usize,
+    /// The kernels to measure (all that the device runs when empty).
+    kernels: Vec<String>,
 }
 
 fn parse_args() -> Args {
-    let mut args = Args { items: 1_000_000, dim: 384, queries: 16, k: 10, runs: 20 };
+    let mut args = Args { items: 1_000_000, dim: 384, queries: 16, k: 10, runs: 20, kernels: Vec::new() };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--kernels" {
+            let value = it.next().unwrap_or_else(|| panic!("--kernels needs a value"));
+            args.kernels = value.split(',').map(|s| s.trim().to_lowercase()).collect();
+            continue;
+        }
         let slot = match flag.as_str() {
             "--items" => &mut args.items,
             "--dim" => &mut args.dim,
@@ -67,6 +74,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         let name = format!("{kernel:?}").to_lowercase();
+        if !args.kernels.is_empty() && !args.kernels.contains(&name) {
+            continue;
+        }
         let result = check(compute, kernel, &queries, &items, &matrix, dim, k).and_then(|()| {
             let time = |queries: &[f32]| -> Result<(f64, f64), Box<dyn std::error::Error>> {
                 compute.top_k_resident_with(queries, &matrix, k, kernel)?;

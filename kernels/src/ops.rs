@@ -198,8 +198,10 @@ fn lanes_step<N: Size>(
 /// k-th best score (unit `u`, tile `t` at `limits[u · tiles + t]`; −∞ while a list has room, +∞
 /// in lanes past `n_queries`). Only a step that beats some limit looks at single scores. With
 /// `n` rows that is about `k · ln(n / k)` steps per query and unit, so the loop is almost
-/// always the multiply-adds and one comparison. Within a unit rows come in increasing order, so
-/// a score equal to a listed one goes below it: ties keep the lower index. A NaN score ranks
+/// always the multiply-adds and one comparison. Units take blocks of `block_steps` steps from
+/// the counter `next_block` (0 at launch) as they finish the last, so none idles while another
+/// still works. A unit's blocks, and so its rows, come in increasing order, so a score equal to
+/// a listed one goes below it: ties keep the lower index. A NaN score ranks
 /// below every number, as in [`crate::reference::top_k`]. The kernel fills `best`, `best_ids`
 /// and `limits` itself; `n_items` MUST be at least 1.
 #[cube(launch_unchecked)]
@@ -210,17 +212,19 @@ pub fn dot_top_k_lanes<N: Size>(
     best: &mut [f32],
     best_ids: &mut [u32],
     limits: &mut [Vector<f32, N>],
+    next_block: &[Atomic<u32>],
     n_items: u32,
     n_queries: u32,
     dim: u32,
     k: u32,
+    block_steps: u32,
     #[comptime] items_per_step: usize,
 ) {
     let (n, nq, d, kk) = (n_items as usize, n_queries as usize, dim as usize, k as usize);
+    let per_block = block_steps as usize;
     let steps = n.div_ceil(items_per_step);
     let tiles = nq.div_ceil(N::value());
     let padded = tiles * N::value();
-    let units = CUBE_DIM_X as usize;
     let unit = UNIT_POS_X as usize;
     let lists = unit * padded * kk;
     for at in lists..lists + padded * kk {
@@ -236,53 +240,57 @@ pub fn dot_top_k_lanes<N: Size>(
         limits[unit * tiles + t] = limit;
     }
     let lowest = Vector::<f32, N>::new(f32::NEG_INFINITY);
-    for step in steps * unit / units..steps * (unit + 1) / units {
-        let i0 = step * items_per_step;
-        for t in 0..tiles {
-            // Rows past the items read the last one again; they are never listed.
-            let mut acc = Array::<Vector<f32, N>>::new(items_per_step);
-            lanes_step::<N>(queries_t, items, &mut acc, i0, n, t * d, d, items_per_step);
-            // The rows' best score per query, against the limits. A NaN never wins the
-            // comparison, so rows of NaN leave `top` at −∞; with `>=` they still reach a list
-            // with room (limit −∞), and they cannot enter a full one.
-            let mut top = lowest;
-            #[unroll]
-            for j in 0..items_per_step {
-                top = select_many(acc[j].greater_than(&top), acc[j], top);
-            }
-            let limit_at = unit * tiles + t;
-            let beats = select_many(top.greater_equal(&limits[limit_at]), Vector::new(1.0f32), Vector::new(0.0f32));
-            if lane_max::<N>(beats) > 0.0 {
-                let mut scores = Array::<f32>::new(N::value());
+    let mut block = next_block[0].fetch_add(1u32) as usize;
+    while block * per_block < steps {
+        for step in block * per_block..usize::min((block + 1) * per_block, steps) {
+            let i0 = step * items_per_step;
+            for t in 0..tiles {
+                // Rows past the items read the last one again; they are never listed.
+                let mut acc = Array::<Vector<f32, N>>::new(items_per_step);
+                lanes_step::<N>(queries_t, items, &mut acc, i0, n, t * d, d, items_per_step);
+                // The rows' best score per query, against the limits. A NaN never wins the
+                // comparison, so rows of NaN leave `top` at −∞; with `>=` they still reach a list
+                // with room (limit −∞), and they cannot enter a full one.
+                let mut top = lowest;
                 #[unroll]
                 for j in 0..items_per_step {
-                    let i = i0 + j;
-                    if i < n {
-                        #[unroll]
-                        for l in 0..N::value() {
-                            scores[l] = acc[j].extract(l);
-                        }
-                        for l in 0..N::value() {
-                            let q = t * N::value() + l;
-                            if q < nq {
-                                offer(best, best_ids, lists + q * kk, kk, scores[l], i as u32);
+                    top = select_many(acc[j].greater_than(&top), acc[j], top);
+                }
+                let limit_at = unit * tiles + t;
+                let beats = select_many(top.greater_equal(&limits[limit_at]), Vector::new(1.0f32), Vector::new(0.0f32));
+                if lane_max::<N>(beats) > 0.0 {
+                    let mut scores = Array::<f32>::new(N::value());
+                    #[unroll]
+                    for j in 0..items_per_step {
+                        let i = i0 + j;
+                        if i < n {
+                            #[unroll]
+                            for l in 0..N::value() {
+                                scores[l] = acc[j].extract(l);
+                            }
+                            for l in 0..N::value() {
+                                let q = t * N::value() + l;
+                                if q < nq {
+                                    offer(best, best_ids, lists + q * kk, kk, scores[l], i as u32);
+                                }
                             }
                         }
                     }
-                }
-                let mut limit = limits[limit_at];
-                #[unroll]
-                for l in 0..N::value() {
-                    let q = t * N::value() + l;
-                    if q < nq {
-                        let last = lists + q * kk + kk - 1;
-                        let s = best[last];
-                        limit.insert(l, select(best_ids[last] == u32::MAX || s.is_nan(), f32::NEG_INFINITY, s));
+                    let mut limit = limits[limit_at];
+                    #[unroll]
+                    for l in 0..N::value() {
+                        let q = t * N::value() + l;
+                        if q < nq {
+                            let last = lists + q * kk + kk - 1;
+                            let s = best[last];
+                            limit.insert(l, select(best_ids[last] == u32::MAX || s.is_nan(), f32::NEG_INFINITY, s));
+                        }
                     }
+                    limits[limit_at] = limit;
                 }
-                limits[limit_at] = limit;
             }
         }
+        block = next_block[0].fetch_add(1u32) as usize;
     }
 }
 

@@ -120,7 +120,10 @@ fn top_k_across_chunks_matches_reference() {
                 let queries = rng.floats(nq * dim);
                 let got = c.top_k_resident(&queries, &matrix, k).unwrap();
                 let scores = reference::dot_scores(&queries, &items, dim);
-                let what = format!("{} top-{k} of {nq} queries, buffers of {buffer_rows}, chunks of {chunk_rows}", c.backend());
+                let what = format!(
+                    "{} top-{k} of {nq} queries, buffers of {buffer_rows}, chunks of {chunk_rows}",
+                    c.backend()
+                );
                 assert_top_k_matches(&got, &scores, n, k, &what);
             }
         }
