@@ -2,7 +2,8 @@
 # (lines 2–9 of the script's header), and the pinned Python venv their baselines run in.
 
 usage() {
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    # The script's opening comment block, without the shebang.
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
 }
 
 die() {

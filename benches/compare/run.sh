@@ -3,7 +3,10 @@
 # encoder texts, runs `cargo bench --bench retrieval` and `baselines.py` on the same inputs, and prints
 # the table and ratios from report.py. Everything it writes goes under target/bench-compare/.
 #
-#   bash benches/compare/run.sh [--quick] [--baselines-only]
+#   bash benches/compare/run.sh [--quick] [--baselines-only] [--rounds N]
+#
+# --rounds N: dense top-k is measured in N rounds (default 3), each Tailor's then the baselines'
+# searches, so that every round's roofline and fractions come from one stretch of time.
 #
 # Environment: TAILOR_BENCH_VENV (venv path, default ~/.cache/tailor/bench-venv),
 #              BEIR (BEIR folder, default ../shared/data/scifact relative to the repo root).
@@ -14,13 +17,19 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 QUICK=0
 BASELINES_ONLY=0
-for arg in "$@"; do
-    case "$arg" in
+ROUNDS=3
+while [[ $# -gt 0 ]]; do
+    case "$1" in
         --quick) QUICK=1 ;;
         --baselines-only) BASELINES_ONLY=1 ;;
+        --rounds)
+            [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { usage >&2; die "--rounds needs a whole number of at least 1"; }
+            ROUNDS=$2
+            shift ;;
         -h|--help) usage; exit 0 ;;
-        *) usage >&2; die "unknown argument: $arg" ;;
+        *) usage >&2; die "unknown argument: $1" ;;
     esac
+    shift
 done
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -90,5 +99,22 @@ if [[ $BASELINES_ONLY == 1 ]]; then
     exit 0
 fi
 
-"$PY" "$HERE/report.py" "$OUT/tailor.json" "$OUT/baselines.json" --out "$OUT/ratios.json"
-say "saved $OUT/tailor.json, $OUT/baselines.json and $OUT/ratios.json"
+# Round 1 is the dense part of the two runs above; each further round runs only dense top-k, Tailor's
+# then the baselines', back to back.
+rm -f "$OUT"/tailor-dense-*.json "$OUT"/baselines-dense-*.json
+ROUND_ARGS=()
+for ((round = 2; round <= ROUNDS; round++)); do
+    say "dense round $round of $ROUNDS: Tailor's searches, then the baselines'"
+    t="$OUT/tailor-dense-$round.json"
+    b="$OUT/baselines-dense-$round.json"
+    cargo bench -j2 --bench retrieval -- "${ARGS[@]}" --skip encoder,bm25 > "$t.tmp" \
+        || { rm -f "$t.tmp"; die "cargo bench --bench retrieval (dense round $round) failed"; }
+    mv "$t.tmp" "$t"
+    "$PY" "$HERE/baselines.py" "${ARGS[@]}" --skip encoder,bm25 > "$b.tmp" \
+        || { rm -f "$b.tmp"; die "baselines.py (dense round $round) failed"; }
+    mv "$b.tmp" "$b"
+    ROUND_ARGS+=(--dense-round "$t" "$b")
+done
+
+"$PY" "$HERE/report.py" "$OUT/tailor.json" "$OUT/baselines.json" "${ROUND_ARGS[@]}" --out "$OUT/ratios.json"
+say "saved $OUT/tailor.json, $OUT/baselines.json, the dense rounds and $OUT/ratios.json"
