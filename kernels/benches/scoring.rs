@@ -66,11 +66,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut kernels = serde_json::Map::new();
     let mut failed = Vec::new();
-    for kernel in [ScoreKernel::Rows, ScoreKernel::Planes, ScoreKernel::Tiled, ScoreKernel::Lanes] {
+    for kernel in [ScoreKernel::Rows, ScoreKernel::Planes, ScoreKernel::Tiled, ScoreKernel::Blocked, ScoreKernel::Lanes]
+    {
         if kernel == ScoreKernel::Planes && !compute.has_planes() {
             continue;
         }
         if kernel == ScoreKernel::Lanes && compute.backend() != Backend::Cpu {
+            continue;
+        }
+        if kernel == ScoreKernel::Blocked && compute.backend() == Backend::Cpu {
             continue;
         }
         let name = format!("{kernel:?}").to_lowercase();

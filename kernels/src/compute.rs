@@ -191,8 +191,13 @@ const LANES_ITEMS: usize = 8;
 /// gap is at most one block's time.
 const LANES_BLOCK_BYTES: usize = 12 << 20;
 
-/// From this many queries at once, GPUs score with [`ScoreKernel::Tiled`].
-const TILED_MIN_QUERIES: usize = 4;
+/// From this many queries at once, GPUs score with [`ScoreKernel::Blocked`].
+const BLOCKED_MIN_QUERIES: usize = 4;
+/// Item rows per cube (and units per cube) of [`ops::dot_scores_blocked`], and dimensions per
+/// slice of its shared-memory stage: 128 × 33 floats plus the queries' slice, about 19 KB
+/// (lavapipe allows 32 KB a cube).
+const BLOCKED_ROWS: usize = 128;
+const BLOCKED_SLICE: usize = 32;
 /// Queries a cube of [`ops::dot_scores_tiled`] holds in shared memory and scores per pass.
 const QUERY_TILE: usize = 16;
 
@@ -211,8 +216,13 @@ pub enum ScoreKernel {
     Lanes,
     /// A unit per item row against a tile of queries held in shared memory
     /// ([`ops::dot_scores_tiled`]): each row is read once per tile of queries, where the
-    /// kernels above read every query again for every row. What GPUs use for several queries.
+    /// kernels above read every query again for every row.
     Tiled,
+    /// A cube per block of item rows against a tile of 16 queries, in the shape of a matrix
+    /// product ([`ops::dot_scores_blocked`]): the block is staged in shared memory with
+    /// coalesced loads, and a unit computes 2 rows × 8 queries in registers. What GPUs use for
+    /// several queries.
+    Blocked,
 }
 
 /// Item vectors resident on a device: in buffers that respect the runtime's buffer cap, and
@@ -597,8 +607,8 @@ impl Compute {
     pub fn score_kernel(&self, queries: usize) -> ScoreKernel {
         if self.backend == Backend::Cpu {
             if queries >= LANES_MIN_QUERIES { ScoreKernel::Lanes } else { ScoreKernel::Rows }
-        } else if queries >= TILED_MIN_QUERIES {
-            ScoreKernel::Tiled
+        } else if queries >= BLOCKED_MIN_QUERIES {
+            ScoreKernel::Blocked
         } else if self.plane_size().is_some() {
             ScoreKernel::Planes
         } else {
@@ -625,6 +635,11 @@ impl Compute {
         }
         if kernel == ScoreKernel::Lanes && self.backend != Backend::Cpu {
             return Err(KernelError::Runtime(format!("the lanes kernel is the CPU runtime's, not {}'s", self.backend)));
+        }
+        if kernel == ScoreKernel::Blocked && self.backend == Backend::Cpu {
+            // The CPU runtime runs a cube's units as tasks and a barrier as a switch between
+            // them: two barriers per slice made it far slower than every other kernel.
+            return Err(KernelError::Runtime("the blocked kernel is for GPUs, not the CPU runtime".into()));
         }
         let dim = items.dim;
         let (nq, _) = check_shapes(queries, &[], dim)?;
@@ -663,10 +678,10 @@ impl Compute {
         Ok(best)
     }
 
-    /// The queries on the device as `kernel` reads them: transposed in tiles of [`LANES_TILE`] for
-    /// [`ScoreKernel::Lanes`], row-major for the others.
+    /// The queries on the device as `kernel` reads them: transposed in tiles of [`LANES_TILE`]
+    /// (16) for [`ScoreKernel::Lanes`] and [`ScoreKernel::Blocked`], row-major for the others.
     fn upload_queries(&self, queries: &[f32], dim: usize, kernel: ScoreKernel) -> Handle {
-        if kernel != ScoreKernel::Lanes {
+        if kernel != ScoreKernel::Lanes && kernel != ScoreKernel::Blocked {
             return self.upload_f32(queries);
         }
         let nq = queries.len() / dim;
@@ -717,6 +732,31 @@ impl Compute {
                     nq as u32,
                     dim / width,
                     QUERY_TILE,
+                )
+            };
+            return scores;
+        }
+        if kernel == ScoreKernel::Blocked {
+            let cubes = stride.div_ceil(BLOCKED_ROWS).min(MAX_SCORE_CUBES) as u32;
+            // SAFETY: `queries` holds ⌈nq / 16⌉ × dim × 16 floats (`upload_queries`), read as
+            // vectors of 4; the kernel clamps item reads to `rows × dim` and bounds rows by
+            // `stride` and queries by `n_queries`; the cube has `BLOCKED_ROWS` units, as the
+            // kernel needs; `rows ≥ 1` (the caller skips empty matrices).
+            unsafe {
+                ops::dot_scores_blocked::launch_unchecked(
+                    &self.client,
+                    CubeCount::Static(cubes.max(1), 1, 1),
+                    CubeDim::new_1d(BLOCKED_ROWS as u32),
+                    4,
+                    BufferArg::from_raw_parts(queries.clone(), nq.div_ceil(LANES_TILE) * dim * LANES_TILE / 4),
+                    BufferArg::from_raw_parts(items.clone(), rows * dim),
+                    BufferArg::from_raw_parts(scores.clone(), nq * stride),
+                    rows as u32,
+                    stride as u32,
+                    nq as u32,
+                    dim as u32,
+                    BLOCKED_ROWS,
+                    BLOCKED_SLICE,
                 )
             };
             return scores;

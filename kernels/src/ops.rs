@@ -441,6 +441,103 @@ pub fn dot_scores_tiled<N: Size>(
     }
 }
 
+/// [`dot_scores`] for many queries on GPUs, in the shape of a matrix product: a cube scores a
+/// block of `rows` item rows (one unit per row of the block) against a tile of 16 queries. The
+/// block goes through shared memory `slice` dimensions at a time, read with coalesced loads
+/// (consecutive units, consecutive floats of a row) and stored with rows `slice + 1` floats
+/// apart, so that the units of a plane, which read 16 different rows, hit 16 different banks.
+/// The tile's slice sits beside it, transposed. Unit `u` then computes rows `2⌊u/2⌋` and
+/// `2⌊u/2⌋ + 1` of the block against queries `8(u mod 2) ..+8` of the tile: per dimension 2
+/// scalar and 2 vector reads of shared memory for 16 multiply-adds, in registers. So each item
+/// is read from memory once per tile of queries, and coalesced, where [`dot_scores_tiled`]
+/// reads a row per unit.
+///
+/// `queries_t` holds the queries transposed in tiles of 16 as vectors of `N` = 4: vector
+/// `(t · dim + d) · 4 + g` has dimension `d` of queries `16t + 4g ..+4`, zeros past
+/// `n_queries`. Cubes take blocks in turn (a grid-stride loop); every unit reaches each
+/// barrier. Rows from `n_items` to `stride` get `f32::MIN`; `n_items` MUST be at least 1 and
+/// the cube MUST have `rows` units.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn dot_scores_blocked<N: Size>(
+    queries_t: &[Vector<f32, N>],
+    items: &[f32],
+    scores: &mut [f32],
+    n_items: u32,
+    stride: u32,
+    n_queries: u32,
+    dim: u32,
+    #[comptime] rows: usize,
+    #[comptime] slice: usize,
+) {
+    let (n, st, nq, d) = (n_items as usize, stride as usize, n_queries as usize, dim as usize);
+    let pad = slice + 1;
+    let mut block_items = Shared::<[f32]>::new_slice(rows * (slice + 1));
+    let mut tile_queries = Shared::<[Vector<f32, N>]>::new_slice(slice * 4);
+    let unit = UNIT_POS as usize;
+    let (half, pair) = (unit % 2, unit / 2);
+    let (r0_at, r1_at) = (2 * pair * pad, (2 * pair + 1) * pad);
+    let blocks = st.div_ceil(rows);
+    for tile in 0..nq.div_ceil(16) {
+        let mut block = CUBE_POS_X as usize;
+        while block < blocks {
+            let first = block * rows;
+            let mut acc = Array::<Vector<f32, N>>::new(4usize);
+            #[unroll]
+            for a in 0..4 {
+                acc[a] = Vector::<f32, N>::zeroed();
+            }
+            let mut d0 = 0;
+            while d0 < d {
+                // The block's slice: `slice` floats per unit, a row's slice per `slice` units.
+                #[unroll]
+                for j in 0..slice {
+                    let at = j * rows + unit;
+                    let (r, c) = (at / slice, at % slice);
+                    let (i, dd) = (first + r, d0 + c);
+                    let x = items[usize::min(i, n - 1) * d + usize::min(dd, d - 1)];
+                    block_items[r * pad + c] = select(i < n && dd < d, x, 0.0);
+                }
+                if unit < slice * 4 {
+                    let dd = d0 + unit / 4;
+                    tile_queries[unit] =
+                        if dd < d { queries_t[(tile * d + dd) * 4 + unit % 4] } else { Vector::<f32, N>::zeroed() };
+                }
+                sync_cube();
+                #[unroll]
+                for c in 0..slice {
+                    let (x0, x1) = (block_items[r0_at + c], block_items[r1_at + c]);
+                    let qa = tile_queries[c * 4 + half * 2];
+                    let qb = tile_queries[c * 4 + half * 2 + 1];
+                    acc[0] += qa * Vector::<f32, N>::new(x0);
+                    acc[1] += qb * Vector::<f32, N>::new(x0);
+                    acc[2] += qa * Vector::<f32, N>::new(x1);
+                    acc[3] += qb * Vector::<f32, N>::new(x1);
+                }
+                sync_cube();
+                d0 += slice;
+            }
+            #[unroll]
+            for r in 0..2 {
+                let i = first + 2 * pair + r;
+                if i < st {
+                    #[unroll]
+                    for v in 0..2 {
+                        #[unroll]
+                        for l in 0..N::value() {
+                            let q = tile * 16 + half * 8 + v * N::value() + l;
+                            if q < nq {
+                                scores[q * st + i] = select(i < n, acc[r * 2 + v].extract(l), f32::MIN);
+                            }
+                        }
+                    }
+                }
+            }
+            block += CUBE_COUNT_X as usize;
+        }
+    }
+}
+
 /// `out[j * piece + t] = scores[q * stride + p * piece + t]` for the `j`-th pair `(q, p)` of
 /// `pairs`: the score pieces chosen for top-k, packed for one read-back.
 #[cube(launch_unchecked)]

@@ -136,10 +136,11 @@ fn top_k_matches_reference() {
     for c in devices() {
         // Every scoring kernel the device runs (the plane kernel only where there are planes).
         let kernels: Vec<ScoreKernel> =
-            [ScoreKernel::Rows, ScoreKernel::Planes, ScoreKernel::Tiled, ScoreKernel::Lanes]
+            [ScoreKernel::Rows, ScoreKernel::Planes, ScoreKernel::Tiled, ScoreKernel::Blocked, ScoreKernel::Lanes]
                 .into_iter()
                 .filter(|&k| k != ScoreKernel::Planes || c.has_planes())
                 .filter(|&k| k != ScoreKernel::Lanes || c.backend() == Backend::Cpu)
+                .filter(|&k| k != ScoreKernel::Blocked || c.backend() != Backend::Cpu)
                 .collect();
         let shapes = [
             (1, 1, 4, 1),
