@@ -630,17 +630,7 @@ impl Compute {
         k: usize,
         kernel: ScoreKernel,
     ) -> Result<Vec<Vec<(u32, f32)>>, KernelError> {
-        if kernel == ScoreKernel::Planes && !self.has_planes() {
-            return Err(KernelError::Runtime(format!("{} has no plane operations for the plane kernel", self.backend)));
-        }
-        if kernel == ScoreKernel::Lanes && self.backend != Backend::Cpu {
-            return Err(KernelError::Runtime(format!("the lanes kernel is the CPU runtime's, not {}'s", self.backend)));
-        }
-        if kernel == ScoreKernel::Blocked && self.backend == Backend::Cpu {
-            // The CPU runtime runs a cube's units as tasks and a barrier as a switch between
-            // them: two barriers per slice made it far slower than every other kernel.
-            return Err(KernelError::Runtime("the blocked kernel is for GPUs, not the CPU runtime".into()));
-        }
+        self.check_kernel(kernel)?;
         let dim = items.dim;
         let (nq, _) = check_shapes(queries, &[], dim)?;
         let mut best: Vec<Vec<(u32, f32)>> = vec![Vec::new(); nq];
@@ -676,6 +666,47 @@ impl Compute {
             hits.truncate(k);
         }
         Ok(best)
+    }
+
+    /// The scoring launches of [`Compute::top_k_resident_with`] alone, without the top-k
+    /// selection, waited for: what the scoring bench times to split a search's time between
+    /// scoring and selection. The scores are dropped.
+    pub fn score_resident_with(
+        &self,
+        queries: &[f32],
+        items: &DeviceMatrix,
+        kernel: ScoreKernel,
+    ) -> Result<(), KernelError> {
+        self.check_kernel(kernel)?;
+        let dim = items.dim;
+        let (nq, _) = check_shapes(queries, &[], dim)?;
+        if items.rows == 0 || nq == 0 {
+            return Ok(());
+        }
+        let q = self.upload_queries(queries, dim, kernel);
+        let cpu = self.backend == Backend::Cpu;
+        for (chunk, rows) in &items.chunks {
+            let piece = if cpu { CPU_TOP_K_PIECE } else { GPU_TOP_K_PIECE }.min(*rows);
+            let stride = rows.div_ceil(piece) * piece;
+            drop(self.scores_chunk(&q, nq, chunk, *rows, stride, dim, kernel));
+        }
+        cubecl::future::block_on(self.client.sync()).map_err(|e| KernelError::Runtime(format!("{e:?}")))
+    }
+
+    /// Whether this device runs `kernel`, as an error when it does not.
+    fn check_kernel(&self, kernel: ScoreKernel) -> Result<(), KernelError> {
+        if kernel == ScoreKernel::Planes && !self.has_planes() {
+            return Err(KernelError::Runtime(format!("{} has no plane operations for the plane kernel", self.backend)));
+        }
+        if kernel == ScoreKernel::Lanes && self.backend != Backend::Cpu {
+            return Err(KernelError::Runtime(format!("the lanes kernel is the CPU runtime's, not {}'s", self.backend)));
+        }
+        if kernel == ScoreKernel::Blocked && self.backend == Backend::Cpu {
+            // The CPU runtime runs a cube's units as tasks and a barrier as a switch between
+            // them: two barriers per slice made it far slower than every other kernel.
+            return Err(KernelError::Runtime("the blocked kernel is for GPUs, not the CPU runtime".into()));
+        }
+        Ok(())
     }
 
     /// The queries on the device as `kernel` reads them: transposed in tiles of [`LANES_TILE`]
