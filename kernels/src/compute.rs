@@ -20,7 +20,7 @@ use cubek::reduce::launch::{RoutineStrategy, VectorizationStrategy};
 use cubek::reduce::routines::BlueprintStrategy;
 use cubek::reduce::routines::cube::CubeStrategy;
 use cubek::reduce::routines::unit::UnitStrategy;
-use cubek::reduce::{ReduceDtypes, ReduceStrategy, ReduceWithIndicesDtypes};
+use cubek::reduce::{ReduceDtypes, ReduceStrategy};
 use cubek::std::InputBinding;
 
 use crate::KernelError;
@@ -164,13 +164,12 @@ pub(crate) enum Then<'a> {
     BiasGelu(&'a Handle),
 }
 
-/// Score rows are cut into pieces this long for top-k. On the CPU runtime each piece is one
-/// unit's arg-top-k ([`Compute::top_k_pieces`]); on GPUs each piece's maximum is taken on the
+/// Score rows are cut into pieces this long for top-k: each piece's maximum is taken on the
 /// device, and only the pieces that can hold a top-k score are gathered and read back
 /// ([`Compute::top_k_prefiltered`]): short pieces make those few to read, long enough that the
-/// maxima are few too.
-const CPU_TOP_K_PIECE: usize = 4096;
-const GPU_TOP_K_PIECE: usize = 256;
+/// maxima are few too. (The CPU runtime took cubek's unit arg-top-k over pieces of 4,096 until
+/// a test of NaN scores showed it returning wrong rows; this way was as fast there.)
+const TOP_K_PIECE: usize = 256;
 
 /// Planes (rows in flight) per cube of the GPU scoring kernel, and the most cubes one launch
 /// asks for (a few waves on the largest GPUs; the kernel's grid-stride loop does the rest).
@@ -646,15 +645,10 @@ impl Compute {
             let found = if kernel == ScoreKernel::Lanes {
                 self.top_k_lanes(&q, nq, part, *rows, dim, k)?
             } else {
-                let cpu = self.backend == Backend::Cpu;
-                let piece = if cpu { CPU_TOP_K_PIECE } else { GPU_TOP_K_PIECE }.min(*rows);
+                let piece = TOP_K_PIECE.min(*rows);
                 let stride = rows.div_ceil(piece) * piece;
                 let scores = self.scores_chunk(&q, nq, part, *rows, stride, dim, kernel);
-                if cpu {
-                    self.top_k_pieces(scores, nq, *rows, piece, k)?
-                } else {
-                    self.top_k_prefiltered(scores, nq, *rows, piece, k)?
-                }
+                self.top_k_prefiltered(scores, nq, *rows, piece, k)?
             };
             for (qi, hits) in found.into_iter().enumerate() {
                 best[qi].extend(hits.into_iter().map(|(i, s)| (i + start, s)));
@@ -684,9 +678,8 @@ impl Compute {
             return Ok(());
         }
         let q = self.upload_queries(queries, dim, kernel);
-        let cpu = self.backend == Backend::Cpu;
         for (chunk, rows) in &items.chunks {
-            let piece = if cpu { CPU_TOP_K_PIECE } else { GPU_TOP_K_PIECE }.min(*rows);
+            let piece = TOP_K_PIECE.min(*rows);
             let stride = rows.div_ceil(piece) * piece;
             drop(self.scores_chunk(&q, nq, chunk, *rows, stride, dim, kernel));
         }
@@ -934,78 +927,15 @@ impl Compute {
     }
 
     /// Top-k of each of `nq` score rows of `n` scores (a device buffer whose rows are padded
-    /// with `f32::MIN` to whole pieces of `piece`): the pieces are reduced in parallel by cubek's
-    /// arg-top-k (its unit strategy), then the survivors merged on the host. The CPU runtime's
-    /// way. On GPUs cubek's cube and plane strategies drop tied scores (a piece of equal scores
-    /// gives one), so they use [`Compute::top_k_prefiltered`].
-    fn top_k_pieces(
-        &self,
-        scores: Handle,
-        nq: usize,
-        n: usize,
-        piece: usize,
-        k: usize,
-    ) -> Result<Vec<Vec<(u32, f32)>>, KernelError> {
-        let pieces = n.div_ceil(piece);
-        let kk = k.min(piece);
-        let input = scores;
-        let rows = nq * pieces;
-        let dtype = f32::elem_type_native();
-        let input = TensorHandle::new_contiguous(vec![rows, piece], input, dtype);
-        // Contiguous, as read below (`TensorHandle::empty` may pitch rows: CUDA does).
-        let values = TensorHandle::new_contiguous(vec![rows, kk], self.empty_f32(rows * kk), dtype);
-        let indices = TensorHandle::new_contiguous(vec![rows, kk], self.empty_f32(rows * kk), u32::elem_type_native());
-        let strategy = self.reduce_strategy();
-        cubek::reduce::reduce_with_indices(
-            &self.client,
-            input.binding(),
-            values.clone().binding(),
-            indices.clone().binding(),
-            1,
-            strategy,
-            ReduceOperationConfig::ArgTopK(kk),
-            ReduceWithIndicesDtypes {
-                input: dtype,
-                values: dtype,
-                indices: u32::elem_type_native(),
-                accumulation: dtype,
-            },
-        )
-        .map_err(|e| KernelError::Runtime(format!("top-k: {e:?}")))?;
-        let values = self.read_f32(values.handle)?;
-        let indices = self.read_u32(indices.handle)?;
-        let mut out = Vec::with_capacity(nq);
-        for q in 0..nq {
-            let mut hits = Vec::with_capacity(pieces * kk);
-            for p in 0..pieces {
-                let at = (q * pieces + p) * kk;
-                for j in 0..kk {
-                    // A slot the reduction left empty (a piece with fewer than `kk` real scores
-                    // above the padding) holds an index past the piece.
-                    let local = indices[at + j] as usize;
-                    let index = p * piece + local;
-                    if local < piece && index < n {
-                        hits.push((index as u32, values[at + j]));
-                    }
-                }
-            }
-            sort_hits(&mut hits);
-            hits.truncate(k);
-            out.push(hits);
-        }
-        Ok(out)
-    }
-
-    /// Top-k of each of `nq` score rows of `n` scores (a device buffer whose rows are padded
     /// with `f32::MIN` to whole pieces of `piece`), exactly, ties included, reading back a small
-    /// part of them (on GPUs):
+    /// part of them:
     ///
     /// 1. the maximum of every piece, by cubek's reduction, read back (`nq × pieces` floats);
-    /// 2. per query, `t` = the `k`-th largest piece maximum. Every score in the top `k` lies in
-    ///    a piece whose maximum is at least `t`: a score in any other piece is below `t`, and the
-    ///    `k` pieces whose maxima reach `t` each hold a larger one;
+    /// 2. per query, `t` = the `k`-th largest piece maximum (a NaN maximum counted as −∞). Every
+    ///    score in the top `k` is at least `t`, and lies in a piece whose maximum is at least `t`
+    ///    (or NaN): the `k` pieces whose maxima reach `t` each hold a score that large;
     /// 3. those pieces (about `k` per query) are gathered on the device and read back, and the
-    ///    top `k` of their scores chosen on the host.
+    ///    top `k` of their scores of at least `t` (or NaN) chosen on the host.
     ///
     /// Each score is thus read once by the reduction, and the selection costs O(k · piece) per
     /// query instead of O(n · k) for a per-element top-k list.
@@ -1040,16 +970,20 @@ impl Compute {
         // The pieces that can hold a top-k score: (query, piece) pairs.
         let mut chosen: Vec<u32> = Vec::new();
         let mut order: Vec<f32> = Vec::with_capacity(pieces);
+        let mut thresholds = Vec::with_capacity(nq);
         for q in 0..nq {
             let row = &maxima[q * pieces..(q + 1) * pieces];
+            // The k-th best of the pieces' maxima, a NaN maximum counted as −∞: a NaN ranks last,
+            // and a piece whose maximum came out NaN vouches for no number.
             let threshold = if k >= pieces {
                 f32::NEG_INFINITY
             } else {
                 order.clear();
-                order.extend_from_slice(row);
+                order.extend(row.iter().map(|&m| if m.is_nan() { f32::NEG_INFINITY } else { m }));
                 let (_, kth, _) = order.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
                 *kth
             };
+            thresholds.push(threshold);
             for (p, &m) in row.iter().enumerate() {
                 // NaN maxima are kept: a NaN score ranks last but must not be lost.
                 if m >= threshold || m.is_nan() {
@@ -1079,11 +1013,20 @@ impl Compute {
         };
         let gathered = self.read_f32(gathered)?;
         let mut out: Vec<Vec<(u32, f32)>> = vec![Vec::new(); nq];
+        // At least `k` pieces have a maximum at or above the threshold, so at least `k` scores
+        // do, and the k-th best score is at or above it: only those scores (and NaNs, which rank
+        // last but must not be lost) can be in the top-k. Filtering first leaves about `k`
+        // candidates a query to sort instead of `k` whole pieces.
         for (pair, values) in chosen.chunks_exact(2).zip(gathered.chunks_exact(piece)) {
             let (q, p) = (pair[0] as usize, pair[1] as usize);
-            let first = p * piece;
+            let (first, threshold) = (p * piece, thresholds[q]);
+            let keep = |v: f32| v >= threshold || v.is_nan();
             out[q].extend(
-                values.iter().enumerate().map(|(t, &v)| ((first + t) as u32, v)).filter(|&(i, _)| (i as usize) < n),
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(t, &v)| ((first + t) as u32, v))
+                    .filter(|&(i, v)| (i as usize) < n && keep(v)),
             );
         }
         for hits in &mut out {

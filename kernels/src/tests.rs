@@ -130,18 +130,22 @@ fn top_k_across_chunks_matches_reference() {
     }
 }
 
+/// Every scoring kernel `c` runs: the plane kernel where there are planes, the lanes kernel on
+/// the CPU runtime, the blocked kernel elsewhere.
+fn kernels_of(c: &Compute) -> Vec<ScoreKernel> {
+    [ScoreKernel::Rows, ScoreKernel::Planes, ScoreKernel::Tiled, ScoreKernel::Blocked, ScoreKernel::Lanes]
+        .into_iter()
+        .filter(|&k| k != ScoreKernel::Planes || c.has_planes())
+        .filter(|&k| k != ScoreKernel::Lanes || c.backend() == Backend::Cpu)
+        .filter(|&k| k != ScoreKernel::Blocked || c.backend() != Backend::Cpu)
+        .collect()
+}
+
 #[test]
 fn top_k_matches_reference() {
     let mut rng = Rng::new(2);
     for c in devices() {
-        // Every scoring kernel the device runs (the plane kernel only where there are planes).
-        let kernels: Vec<ScoreKernel> =
-            [ScoreKernel::Rows, ScoreKernel::Planes, ScoreKernel::Tiled, ScoreKernel::Blocked, ScoreKernel::Lanes]
-                .into_iter()
-                .filter(|&k| k != ScoreKernel::Planes || c.has_planes())
-                .filter(|&k| k != ScoreKernel::Lanes || c.backend() == Backend::Cpu)
-                .filter(|&k| k != ScoreKernel::Blocked || c.backend() != Backend::Cpu)
-                .collect();
+        let kernels = kernels_of(c);
         let shapes = [
             (1, 1, 4, 1),
             (1, 10, 3, 20),
@@ -177,37 +181,46 @@ fn top_k_breaks_ties_by_index_across_pieces() {
     }
 }
 
+/// Every kernel a device runs, with its top-k selection, ranks as the reference: ties go to
+/// the lower index across units' lists and pieces, and NaN scores rank last but fill a list with
+/// room. Rows 256 to 511 of the larger matrix are all NaN: a whole top-k piece on GPUs.
 #[test]
-fn lanes_top_k_ranks_ties_and_nan_as_the_reference() {
-    // The fused lanes kernel lists per unit as it scores: ties must still go to the lower index
-    // across the units' lists, and NaN scores rank last but fill a list with room.
+fn top_k_ranks_ties_and_nan_as_the_reference() {
     let mut rng = Rng::new(7);
-    for c in devices().into_iter().filter(|c| c.backend() == Backend::Cpu) {
-        let queries = vec![1.0f32; 5 * 3];
-        for (n, k) in [(3000, 10), (9000, 300)] {
-            let matrix = c.upload_matrix(&[0.5f32, -0.25, 1.0].repeat(n), 3).unwrap();
-            let got = c.top_k_resident_with(&queries, &matrix, k, ScoreKernel::Lanes).unwrap();
-            for hits in got {
-                assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<u32>>(), (0..k as u32).collect::<Vec<u32>>());
+    for c in devices() {
+        for kernel in kernels_of(c) {
+            let queries = vec![1.0f32; 5 * 3];
+            for (n, k) in [(3000, 10), (9000, 300)] {
+                let matrix = c.upload_matrix(&[0.5f32, -0.25, 1.0].repeat(n), 3).unwrap();
+                let got = c.top_k_resident_with(&queries, &matrix, k, kernel).unwrap();
+                for hits in got {
+                    let want: Vec<u32> = (0..k as u32).collect();
+                    assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<u32>>(), want, "{} {kernel:?}", c.backend());
+                }
             }
-        }
-        let (n, dim) = (50, 3);
-        let mut items = rng.floats(n * dim);
-        for i in [3, 17, 18, 40, 49] {
-            items[i * dim + 1] = f32::NAN;
-        }
-        let queries = rng.floats(6 * dim);
-        let matrix = c.upload_matrix(&items, dim).unwrap();
-        let scores = reference::dot_scores(&queries, &items, dim);
-        for k in [3, 47, 60] {
-            let got = c.top_k_resident_with(&queries, &matrix, k, ScoreKernel::Lanes).unwrap();
-            for (q, hits) in got.iter().enumerate() {
-                let want = reference::top_k(&scores[q * n..(q + 1) * n], k);
-                let ids = |h: &[(usize, f32)]| h.iter().map(|x| x.0).collect::<Vec<usize>>();
-                let got_ids: Vec<usize> = hits.iter().map(|h| h.0 as usize).collect();
-                assert_eq!(got_ids, ids(&want), "top-{k} of query {q}");
-                for ((_, g), (_, w)) in hits.iter().zip(&want) {
-                    assert!(g.is_nan() == w.is_nan() && (w.is_nan() || (g - w).abs() < 1e-5), "{g} vs {w}");
+            for n in [50, 3000] {
+                let dim = 3;
+                let mut items = rng.floats(n * dim);
+                let nan_rows = [3, 17, 18, 40, 49].into_iter().chain((256..512).filter(|&i| i < n));
+                for i in nan_rows {
+                    items[i * dim + 1] = f32::NAN;
+                }
+                let queries = rng.floats(6 * dim);
+                let matrix = c.upload_matrix(&items, dim).unwrap();
+                let scores = reference::dot_scores(&queries, &items, dim);
+                for k in [3, 47, 60] {
+                    let got = c.top_k_resident_with(&queries, &matrix, k, kernel).unwrap();
+                    for (q, hits) in got.iter().enumerate() {
+                        let what = format!("{} {kernel:?} top-{k} of {n}, query {q}", c.backend());
+                        let want = reference::top_k(&scores[q * n..(q + 1) * n], k);
+                        let ids = |h: &[(usize, f32)]| h.iter().map(|x| x.0).collect::<Vec<usize>>();
+                        let got_ids: Vec<usize> = hits.iter().map(|h| h.0 as usize).collect();
+                        assert_eq!(got_ids, ids(&want), "{what}");
+                        for ((_, g), (_, w)) in hits.iter().zip(&want) {
+                            let same = g.is_nan() == w.is_nan() && (w.is_nan() || (g - w).abs() < 1e-5);
+                            assert!(same, "{what}: {g} vs {w}");
+                        }
+                    }
                 }
             }
         }
