@@ -601,7 +601,7 @@ impl Compute {
 
     /// The scoring kernel [`Compute::top_k_resident`] uses on this device for `queries` queries
     /// at once: on the CPU runtime the lanes kernel for several queries, else the row kernel; on
-    /// GPUs the tiled kernel for several queries, else the plane kernel where the runtime has
+    /// GPUs the blocked kernel for several queries, else the plane kernel where the runtime has
     /// planes.
     pub fn score_kernel(&self, queries: usize) -> ScoreKernel {
         if self.backend == Backend::Cpu {
