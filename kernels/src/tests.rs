@@ -233,11 +233,25 @@ fn top_k_rejects_ragged_input() {
     assert!(c.top_k_dot(&[1.0, 2.0, 3.0], &[1.0, 2.0], 2, 1).is_err());
     assert!(c.dot_scores(&[1.0], &[1.0], 0).is_err());
     for c in devices() {
+        let matrix = c.upload_matrix(&[1.0, 2.0], 2).unwrap();
         if !c.has_planes() {
-            let matrix = c.upload_matrix(&[1.0, 2.0], 2).unwrap();
             let err = c.top_k_resident_with(&[1.0, 2.0], &matrix, 1, ScoreKernel::Planes).unwrap_err();
             assert!(err.to_string().contains("plane"), "{err}");
         }
+        // Kernels a device does not run are refused by the search and the scoring alone alike.
+        let (refused, why) = if c.backend() == Backend::Cpu {
+            (ScoreKernel::Blocked, "GPUs")
+        } else {
+            (ScoreKernel::Lanes, "CPU runtime")
+        };
+        let err = c.top_k_resident_with(&[1.0, 2.0], &matrix, 1, refused).unwrap_err();
+        assert!(err.to_string().contains(why), "{err}");
+        let err = c.score_resident_with(&[1.0, 2.0], &matrix, refused).unwrap_err();
+        assert!(err.to_string().contains(why), "{err}");
+        for kernel in kernels_of(c) {
+            c.score_resident_with(&[1.0, 2.0, 3.0, 4.0], &matrix, kernel).unwrap();
+        }
+        assert!(c.score_resident_with(&[1.0, 2.0, 3.0], &matrix, ScoreKernel::Rows).is_err());
     }
 }
 
