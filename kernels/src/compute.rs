@@ -197,8 +197,6 @@ const BLOCKED_MIN_QUERIES: usize = 4;
 /// (lavapipe allows 32 KB a cube).
 const BLOCKED_ROWS: usize = 128;
 const BLOCKED_SLICE: usize = 32;
-/// Queries a cube of [`ops::dot_scores_tiled`] holds in shared memory and scores per pass.
-const QUERY_TILE: usize = 16;
 
 /// The kernels that score queries against resident items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,10 +211,6 @@ pub enum ScoreKernel {
     /// ([`ops::dot_top_k_lanes`]), so no score is written out. What the CPU runtime uses for
     /// several queries.
     Lanes,
-    /// A unit per item row against a tile of queries held in shared memory
-    /// ([`ops::dot_scores_tiled`]): each row is read once per tile of queries, where the
-    /// kernels above read every query again for every row.
-    Tiled,
     /// A cube per block of item rows against a tile of 16 queries, in the shape of a matrix
     /// product ([`ops::dot_scores_blocked`]): the block is staged in shared memory with
     /// coalesced loads, and a unit computes 2 rows × 8 queries in registers. What GPUs use for
@@ -735,31 +729,6 @@ impl Compute {
     ) -> Handle {
         let scores = self.empty_f32(nq * stride);
         let width = vector_width(dim);
-        if kernel == ScoreKernel::Tiled {
-            // Vectors of 4 at most: a unit holds `QUERY_TILE` accumulators of that width.
-            let width = [4, 2].into_iter().find(|w| dim.is_multiple_of(*w)).unwrap_or(1);
-            let units = self.max_units.min(256) as usize;
-            let cubes = stride.div_ceil(units).min(MAX_SCORE_CUBES) as u32;
-            // SAFETY: the kernel bounds rows by `n_items`/`stride` and queries by `n_queries`;
-            // the shared tile is `QUERY_TILE × dim` floats, filled before it is read.
-            unsafe {
-                ops::dot_scores_tiled::launch_unchecked(
-                    &self.client,
-                    CubeCount::Static(cubes.max(1), 1, 1),
-                    CubeDim::new_1d(units as u32),
-                    width,
-                    BufferArg::from_raw_parts(queries.clone(), nq * dim / width),
-                    BufferArg::from_raw_parts(items.clone(), rows * dim / width),
-                    BufferArg::from_raw_parts(scores.clone(), nq * stride),
-                    rows as u32,
-                    stride as u32,
-                    nq as u32,
-                    dim / width,
-                    QUERY_TILE,
-                )
-            };
-            return scores;
-        }
         if kernel == ScoreKernel::Blocked {
             let cubes = stride.div_ceil(BLOCKED_ROWS).min(MAX_SCORE_CUBES) as u32;
             // SAFETY: `queries` holds ⌈nq / 16⌉ × dim × 16 floats (`upload_queries`), read as

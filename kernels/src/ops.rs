@@ -375,72 +375,6 @@ pub fn dot_scores_plane<N: Size>(
     }
 }
 
-/// [`dot_scores`] for many queries on GPUs: a unit per item row, the queries taken `tile` at a
-/// time into shared memory (each cube loads the tile once, with coalesced reads, for all the
-/// rows it scores). A unit reads its row once per tile and keeps one accumulator per query of the
-/// tile in registers, so an item row is read `⌈n_queries / tile⌉` times in all and a query from
-/// shared memory (the same address for every unit: a broadcast). Padding rows get `f32::MIN`.
-/// The cubes take rows in turn (a grid-stride loop); every unit reaches each barrier.
-#[cube(launch_unchecked)]
-pub fn dot_scores_tiled<N: Size>(
-    queries: &[Vector<f32, N>],
-    items: &[Vector<f32, N>],
-    scores: &mut [f32],
-    n_items: u32,
-    stride: u32,
-    n_queries: u32,
-    #[comptime] dim_vectors: usize,
-    #[comptime] tile: usize,
-) {
-    let mut shared = Shared::<[Vector<f32, N>]>::new_slice(tile * dim_vectors);
-    let units = CUBE_DIM;
-    let step = CUBE_COUNT_X * units;
-    let mut q0 = 0u32;
-    while q0 < n_queries {
-        // The tile of queries; rows past the last query are zeros.
-        let mut at = UNIT_POS as usize;
-        while at < tile * dim_vectors {
-            let q = q0 + (at / dim_vectors) as u32;
-            shared[at] = if q < n_queries {
-                queries[q as usize * dim_vectors + at % dim_vectors]
-            } else {
-                Vector::<f32, N>::zeroed()
-            };
-            at += units as usize;
-        }
-        sync_cube();
-        let mut i = CUBE_POS_X * units + UNIT_POS;
-        while i < stride {
-            let mut acc = Array::<Vector<f32, N>>::new(tile);
-            #[unroll]
-            for t in 0..tile {
-                acc[t] = Vector::<f32, N>::zeroed();
-            }
-            if i < n_items {
-                let row = i as usize * dim_vectors;
-                for d in 0..dim_vectors {
-                    let v = items[row + d];
-                    #[unroll]
-                    for t in 0..tile {
-                        acc[t] += v * shared[t * dim_vectors + d];
-                    }
-                }
-            }
-            #[unroll]
-            for t in 0..tile {
-                let q = q0 + t as u32;
-                if q < n_queries {
-                    let at = q as usize * stride as usize + i as usize;
-                    scores[at] = if i < n_items { lane_sum::<N>(acc[t]) } else { f32::MIN };
-                }
-            }
-            i += step;
-        }
-        sync_cube();
-        q0 += tile as u32;
-    }
-}
-
 /// [`dot_scores`] for many queries on GPUs, in the shape of a matrix product: a cube scores a
 /// block of `rows` item rows (one unit per row of the block) against a tile of 16 queries. The
 /// block goes through shared memory `slice` dimensions at a time, read with coalesced loads
@@ -449,8 +383,8 @@ pub fn dot_scores_tiled<N: Size>(
 /// The tile's slice sits beside it, transposed. Unit `u` then computes rows `2⌊u/2⌋` and
 /// `2⌊u/2⌋ + 1` of the block against queries `8(u mod 2) ..+8` of the tile: per dimension 2
 /// scalar and 2 vector reads of shared memory for 16 multiply-adds, in registers. So each item
-/// is read from memory once per tile of queries, and coalesced, where [`dot_scores_tiled`]
-/// reads a row per unit.
+/// is read from memory once per tile of queries, and coalesced, where a unit per row (a kernel
+/// this one replaced) reads its own row.
 ///
 /// `queries_t` holds the queries transposed in tiles of 16 as vectors of `N` = 4: vector
 /// `(t · dim + d) · 4 + g` has dimension `d` of queries `16t + 4g ..+4`, zeros past

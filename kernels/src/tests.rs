@@ -133,7 +133,7 @@ fn top_k_across_chunks_matches_reference() {
 /// Every scoring kernel `c` runs: the plane kernel where there are planes, the lanes kernel on
 /// the CPU runtime, the blocked kernel elsewhere.
 fn kernels_of(c: &Compute) -> Vec<ScoreKernel> {
-    [ScoreKernel::Rows, ScoreKernel::Planes, ScoreKernel::Tiled, ScoreKernel::Blocked, ScoreKernel::Lanes]
+    [ScoreKernel::Rows, ScoreKernel::Planes, ScoreKernel::Blocked, ScoreKernel::Lanes]
         .into_iter()
         .filter(|&k| k != ScoreKernel::Planes || c.has_planes())
         .filter(|&k| k != ScoreKernel::Lanes || c.backend() == Backend::Cpu)
