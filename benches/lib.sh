@@ -1,8 +1,7 @@
 # Sourced by the benchmark scripts under benches/ (`run.sh` each): their messages, their usage
-# (lines 2–9 of the script's header), and the pinned Python venv their baselines run in.
+# (the script's opening comment), and the pinned Python venv their baselines run in.
 
 usage() {
-    # The script's opening comment block, without the shebang.
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
 }
 

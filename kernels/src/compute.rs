@@ -171,6 +171,13 @@ pub(crate) enum Then<'a> {
 /// a test of NaN scores showed it returning wrong rows; this way was as fast there.)
 const TOP_K_PIECE: usize = 256;
 
+/// The top-k piece for a chunk of `rows` scores, and the chunk's score rows padded to whole
+/// pieces.
+fn top_k_pieces(rows: usize) -> (usize, usize) {
+    let piece = TOP_K_PIECE.min(rows);
+    (piece, rows.div_ceil(piece) * piece)
+}
+
 /// Planes (rows in flight) per cube of the GPU scoring kernel, and the most cubes one launch
 /// asks for (a few waves on the largest GPUs; the kernel's grid-stride loop does the rest).
 const PLANES_PER_CUBE: u32 = 8;
@@ -639,8 +646,7 @@ impl Compute {
             let found = if kernel == ScoreKernel::Lanes {
                 self.top_k_lanes(&q, nq, part, *rows, dim, k)?
             } else {
-                let piece = TOP_K_PIECE.min(*rows);
-                let stride = rows.div_ceil(piece) * piece;
+                let (piece, stride) = top_k_pieces(*rows);
                 let scores = self.scores_chunk(&q, nq, part, *rows, stride, dim, kernel);
                 self.top_k_prefiltered(scores, nq, *rows, piece, k)?
             };
@@ -658,7 +664,9 @@ impl Compute {
 
     /// The scoring launches of [`Compute::top_k_resident_with`] alone, without the top-k
     /// selection, waited for: what the scoring bench times to split a search's time between
-    /// scoring and selection. The scores are dropped.
+    /// scoring and selection. The scores are dropped. (For [`ScoreKernel::Lanes`], whose search
+    /// selects as it scores, this runs its scoring kernel without the selection,
+    /// [`ops::dot_scores_lanes`], over the chunks.)
     pub fn score_resident_with(
         &self,
         queries: &[f32],
@@ -673,8 +681,7 @@ impl Compute {
         }
         let q = self.upload_queries(queries, dim, kernel);
         for (chunk, rows) in &items.chunks {
-            let piece = TOP_K_PIECE.min(*rows);
-            let stride = rows.div_ceil(piece) * piece;
+            let (_, stride) = top_k_pieces(*rows);
             drop(self.scores_chunk(&q, nq, chunk, *rows, stride, dim, kernel));
         }
         cubecl::future::block_on(self.client.sync()).map_err(|e| KernelError::Runtime(format!("{e:?}")))
